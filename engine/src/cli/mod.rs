@@ -1,0 +1,104 @@
+//! Command-line interface: clap definitions and dispatch.
+
+mod graph_cmd;
+mod logging;
+mod run_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// ENF engine: agent pipelines of sandboxed WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "enf", version, about, long_about = None)]
+struct Cli {
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a graph over every item of a data set.
+    Run(run_cmd::RunArgs),
+    /// Inspect graph files.
+    #[command(subcommand)]
+    Graph(GraphCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum GraphCommand {
+    /// Check a graph file (and its plugins and models); report every problem.
+    Check {
+        /// The graph file.
+        file: PathBuf,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Print the graph in Graphviz DOT.
+    Dot {
+        /// The graph file.
+        file: PathBuf,
+    },
+}
+
+/// Where compiled plugins are cached.
+#[derive(Debug, Clone, Args)]
+pub struct CacheArgs {
+    /// Compiled-plugin cache directory [default: $ENF_CACHE_DIR or ~/.cache/enf].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile plugins every time instead of caching them.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+}
+
+impl CacheArgs {
+    fn dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            None
+        } else {
+            self.cache_dir
+                .clone()
+                .or_else(enf::plugin::CompileCache::default_dir)
+        }
+    }
+}
+
+/// Parses arguments, runs the command and maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run_cmd::run(args).await,
+            Command::Graph(GraphCommand::Check { file, cache }) => {
+                graph_cmd::check(&file, cache.dir()).await
+            }
+            Command::Graph(GraphCommand::Dot { file }) => graph_cmd::dot(&file),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! `enf run`: load the graph and data, run the items, print a summary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use enf::data::Dataset;
+use enf::run::{Pipeline, PipelineOptions, RunContext, RunOptions, RunSummary};
+
+use super::CacheArgs;
+
+/// Arguments of `enf run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The graph file.
+    graph: PathBuf,
+    /// The data set directory (TVNF format).
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Predictions file (JSONL); items already in it are skipped.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Items in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
+    /// Run at most this many new items.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Also write the run summary as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<PathBuf>,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+/// Runs `enf run`.
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let dataset = Dataset::load(&args.data)
+        .with_context(|| format!("cannot use data set {}", args.data.display()))?;
+    let items = dataset
+        .items()
+        .with_context(|| format!("cannot build items from {}", args.data.display()))?;
+    let options = PipelineOptions {
+        cache_dir: args.cache.dir(),
+        concurrency: usize::from(args.concurrency),
+    };
+    let pipeline = Pipeline::load(&args.graph, &options).await?;
+    tracing::info!(graph = %pipeline.graph.name, items = items.len(), "running");
+    let context = RunContext {
+        pipeline: Arc::new(pipeline),
+        frames: Arc::new(dataset),
+    };
+    let run_options = RunOptions {
+        out: args.out.clone(),
+        concurrency: usize::from(args.concurrency),
+        limit: args.limit,
+    };
+    let summary = enf::run::run(context, items, &run_options).await?;
+    print_summary(&summary, &args.out);
+    if let Some(path) = &args.summary_json {
+        let mut json = serde_json::to_value(&summary).context("cannot serialise the summary")?;
+        json["elapsed_s"] = summary.elapsed.as_secs_f64().into();
+        json["peak_memory_bytes"] = peak_memory_bytes().into();
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Peak resident memory of this process (Linux), in bytes.
+fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn print_summary(summary: &RunSummary, out: &std::path::Path) {
+    let ran = summary.ok + summary.failed;
+    println!(
+        "{ran} item(s) run in {:.1}s: {} ok, {} failed; {} already in {}",
+        summary.elapsed.as_secs_f64(),
+        summary.ok,
+        summary.failed,
+        summary.already_done,
+        out.display()
+    );
+    for (node, failures) in &summary.node_failures {
+        println!("  node `{node}` failed on {failures} item(s)");
+    }
+    if summary.usage.requests > 0 {
+        println!(
+            "  inference: {} request(s), {} prompt + {} completion tokens",
+            summary.usage.requests, summary.usage.prompt_tokens, summary.usage.completion_tokens
+        );
+    }
+    if let Some(peak) = peak_memory_bytes() {
+        println!("  peak memory: {}", bytesize::ByteSize(peak));
+    }
+}

@@ -1,0 +1,147 @@
+//! Host-side model inference: the [`Backend`] trait that the agents'
+//! `enf:agent/inference.generate` import is served by, its request and
+//! response types, model manifests and the backends.
+//!
+//! Agents never talk to a backend directly: the plugin host resolves the
+//! node's model alias and the frames an agent names, then calls
+//! [`Backend::generate`].
+
+mod echo;
+mod manifest;
+
+use std::path::PathBuf;
+
+pub use echo::EchoBackend;
+pub use manifest::{BackendKind, ManifestError, ModelManifest, start_backend};
+
+/// Who speaks a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions to the model.
+    System,
+    /// The agent's question.
+    User,
+    /// An earlier model answer.
+    Assistant,
+}
+
+/// A video frame resolved by the host to an image file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The video the frame belongs to.
+    pub video_id: String,
+    /// Zero-based frame index.
+    pub index: u32,
+    /// The image file on the host.
+    pub path: PathBuf,
+}
+
+/// One chat message with the frames shown alongside it.
+#[derive(Debug, Clone)]
+pub struct ChatMessage {
+    /// Speaker.
+    pub role: Role,
+    /// Text content.
+    pub text: String,
+    /// Frames, already resolved to files.
+    pub images: Vec<Frame>,
+}
+
+/// Sampling parameters. A temperature of 0 decodes greedily.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sampling {
+    /// Softmax temperature; 0 is greedy.
+    pub temperature: f32,
+    /// Nucleus mass; 1.0 disables.
+    pub top_p: f32,
+    /// Top-k; 0 disables.
+    pub top_k: u32,
+    /// Maximum new tokens per completion.
+    pub max_tokens: u32,
+    /// Completions per prompt.
+    pub n: u32,
+    /// Seed, where the backend honours one.
+    pub seed: Option<u64>,
+    /// Stop strings.
+    pub stop: Vec<String>,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self {
+            temperature: 0.0,
+            top_p: 1.0,
+            top_k: 0,
+            max_tokens: 256,
+            n: 1,
+            seed: None,
+            stop: Vec::new(),
+        }
+    }
+}
+
+/// A request as a backend sees it.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    /// The conversation.
+    pub messages: Vec<ChatMessage>,
+    /// Sampling, with the manifest's defaults already applied.
+    pub sampling: Sampling,
+}
+
+/// Why a completion ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishReason {
+    /// End of sequence or stop string.
+    Stop,
+    /// Token budget exhausted.
+    Length,
+}
+
+/// One completion.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// Generated text.
+    pub text: String,
+    /// Why it ended.
+    pub finish_reason: FinishReason,
+    /// Tokens generated.
+    pub completion_tokens: u32,
+}
+
+/// A backend's answer.
+#[derive(Debug, Clone)]
+pub struct GenerateResponse {
+    /// One per requested sample.
+    pub completions: Vec<Completion>,
+    /// Tokens in the prompt.
+    pub prompt_tokens: u32,
+}
+
+/// Why a backend could not answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InferenceError {
+    /// The request itself cannot be served (bad frame, prompt too long, ...).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The backend failed on a valid request.
+    #[error("backend failure: {0}")]
+    Backend(String),
+}
+
+/// A model that serves generation requests. One instance serves every node
+/// and item that names it, concurrently.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync {
+    /// The manifest name of the model this backend serves.
+    fn model_name(&self) -> &str;
+    /// Sampling used when an agent asks for none.
+    fn default_sampling(&self) -> &Sampling;
+    /// Whether requests may carry frames.
+    fn takes_images(&self) -> bool;
+    /// Serves one request.
+    async fn generate(&self, request: GenerateRequest) -> Result<GenerateResponse, InferenceError>;
+}

@@ -1,0 +1,18 @@
+//! The ENF engine: runs agent pipelines declared as DAGs in TOML graph files,
+//! where every agent is a sandboxed WebAssembly component and the host lends
+//! agents model inference.
+//!
+//! Module map (one concept each):
+//! - [`graph`]: graph files → validated DAG (every problem named by file, line and node).
+//! - [`plugin`]: the wasmtime component host: compile cache, sandbox limits, the
+//!   host side of the `enf:agent` WIT contract.
+//! - [`inference`]: the [`inference::Backend`] trait that serves the inference import.
+//! - [`data`]: TVNF-format data sets turned into items (one user × one candidate video).
+//! - [`run`]: the scheduler that pushes items through a graph and writes predictions.
+#![deny(missing_docs)]
+
+pub mod data;
+pub mod graph;
+pub mod inference;
+pub mod plugin;
+pub mod run;

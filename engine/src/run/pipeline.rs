@@ -1,0 +1,162 @@
+//! A graph made ready to run: the validated [`Graph`], one backend per
+//! model alias and one loaded plugin per node. Loading makes the checks
+//! that need the files themselves and reports them as [`GraphProblem`]s:
+//! unusable manifests, components that are not agents or target another
+//! contract version, and `NODE.FIELD` inputs naming a field the source
+//! node's output schema does not declare.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::graph::{Graph, GraphError, GraphProblem, InputRef};
+use crate::inference::{Backend, start_backend};
+use crate::plugin::{CacheOutcome, HostConfig, LoadedPlugin, PluginHost};
+
+/// Deepest chain of on-demand calls (A calls B calls C …).
+pub const MAX_CALL_DEPTH: u32 = 4;
+
+/// Options for loading a pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Compiled-component cache; `None` disables it.
+    pub cache_dir: Option<PathBuf>,
+    /// Items that will be in flight at once (sizes the instance pool).
+    pub concurrency: usize,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            cache_dir: HostConfig::default().cache_dir,
+            concurrency: 4,
+        }
+    }
+}
+
+/// A loaded, runnable graph.
+pub struct Pipeline {
+    /// The validated graph.
+    pub graph: Graph,
+    /// The plugin host all nodes share.
+    pub host: PluginHost,
+    /// One loaded plugin per node, by node index.
+    pub plugins: Vec<LoadedPlugin>,
+    /// Backends by model alias.
+    pub backends: HashMap<String, Arc<dyn Backend>>,
+}
+
+impl Pipeline {
+    /// Validates the graph file, loads its models and plugins, and reports
+    /// every problem found.
+    pub async fn load(path: &Path, options: &PipelineOptions) -> Result<Pipeline, GraphError> {
+        let graph = Graph::load(path)?;
+        let mut problems: Vec<GraphProblem> = Vec::new();
+        let problem = |line: Option<usize>, node: Option<&str>, message: String| GraphProblem {
+            file: graph.path.clone(),
+            line,
+            node: node.map(str::to_string),
+            message,
+        };
+        let scheduled = graph.nodes.len().max(1);
+        let slots = options.concurrency.max(1) * scheduled * (MAX_CALL_DEPTH as usize + 1) + 2;
+        let max_memory = graph
+            .nodes
+            .iter()
+            .map(|n| n.limits.memory)
+            .max()
+            .unwrap_or(64 << 20);
+        let config = HostConfig {
+            cache_dir: options.cache_dir.clone(),
+            instance_slots: u32::try_from(slots.min(4_000)).unwrap_or(4_000),
+            max_memory: max_memory.next_multiple_of(64 << 10),
+        };
+        let host = PluginHost::new(&config).map_err(|e| GraphError {
+            problems: vec![problem(None, None, e.to_string())],
+        })?;
+
+        let mut backends = HashMap::new();
+        for model in &graph.models {
+            match start_backend(&model.manifest) {
+                Ok(backend) => {
+                    backends.insert(model.alias.clone(), backend);
+                }
+                Err(e) => problems.push(problem(
+                    Some(model.line),
+                    None,
+                    format!("model `{}`: {e}", model.alias),
+                )),
+            }
+        }
+
+        let mut plugins = Vec::with_capacity(graph.nodes.len());
+        let mut loaded: HashMap<PathBuf, LoadedPlugin> = HashMap::new();
+        for node in &graph.nodes {
+            if let Some(plugin) = loaded.get(&node.plugin) {
+                plugins.push(Some(plugin.clone()));
+                continue;
+            }
+            match host.load(&node.plugin).await {
+                Ok(plugin) => {
+                    if plugin.cache == CacheOutcome::Compiled {
+                        tracing::info!(node = %node.name, plugin = %node.plugin.display(), "compiled plugin");
+                    }
+                    loaded.insert(node.plugin.clone(), plugin.clone());
+                    plugins.push(Some(plugin));
+                }
+                Err(e) => {
+                    problems.push(problem(Some(node.line), Some(&node.name), e.to_string()));
+                    plugins.push(None);
+                }
+            }
+        }
+
+        for node in &graph.nodes {
+            for input in &node.inputs {
+                let InputRef::Node { node: source, path } = &input.source else {
+                    continue;
+                };
+                let Some(field) = path.first() else { continue };
+                let Some(index) = graph.node_index(source) else {
+                    continue;
+                };
+                let Some(plugin) = &plugins[index] else {
+                    continue;
+                };
+                if let Some(declared) = declared_fields(&plugin.descriptor.output_schema)
+                    && !declared.iter().any(|d| d == field)
+                {
+                    problems.push(problem(
+                            Some(input.line),
+                            Some(&node.name),
+                            format!(
+                                "input `{}` = `{}`: `{source}`'s output has no field `{field}` (its schema declares: {})",
+                                input.field,
+                                input.source,
+                                declared.join(", ")
+                            ),
+                        ));
+                }
+            }
+        }
+
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+            return Err(GraphError { problems });
+        }
+        let plugins = plugins.into_iter().flatten().collect();
+        Ok(Pipeline {
+            graph,
+            host,
+            plugins,
+            backends,
+        })
+    }
+}
+
+/// Top-level `properties` of a JSON Schema, when it declares any.
+fn declared_fields(schema: &str) -> Option<Vec<String>> {
+    let schema: serde_json::Value = serde_json::from_str(schema).ok()?;
+    let properties = schema.get("properties")?.as_object()?;
+    Some(properties.keys().cloned().collect())
+}

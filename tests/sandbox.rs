@@ -1,0 +1,225 @@
+//! Hostile agents are contained: each fails (or is refused) with a clear
+//! reason on its own node, for every item, while a well-behaved node next
+//! to it succeeds on every item and the host's memory stays bounded.
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::Value;
+use support::{Workspace, fixture, text};
+
+const ITEMS: usize = 6;
+
+/// Runs `hostile` (a fixture) beside a well-behaved echo node over
+/// [`ITEMS`] items and returns every item's record.
+fn run_beside_echo(hostile: &str, node_settings: &str) -> Vec<Value> {
+    let ws = Workspace::new();
+    let data = ws.data(2, ITEMS / 2);
+    let graph = ws.write(
+        "graph.toml",
+        &format!(
+            r#"
+[graph]
+name = "hostile"
+[nodes.hostile]
+plugin = "{hostile}"
+{node_settings}
+[nodes.good]
+plugin = "{echo}"
+inputs = {{ user = "$item.user" }}
+[nodes.secret]
+plugin = "{echo}"
+"#,
+            hostile = fixture(hostile).display(),
+            echo = fixture("echo_agent").display()
+        ),
+    );
+    let out = ws.path("out.jsonl");
+    let (output, records) = ws.run(&graph, &data, &out, &["--concurrency", "3"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(
+        records.len(),
+        ITEMS,
+        "every item is written: {}",
+        text(&output)
+    );
+    for record in &records {
+        assert_eq!(
+            record["nodes"]["good"]["ok"], true,
+            "the well-behaved node succeeds: {record}"
+        );
+        assert_eq!(record["nodes"]["secret"]["ok"], true, "{record}");
+    }
+    records
+}
+
+fn hostile_errors(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| {
+            assert_eq!(r["nodes"]["hostile"]["ok"], false, "{r}");
+            assert_eq!(r["ok"], false, "{r}");
+            r["nodes"]["hostile"]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn an_infinite_loop_is_interrupted_at_the_node_deadline() {
+    for error in hostile_errors(&run_beside_echo("spin_agent", "timeout = \"300ms\"")) {
+        assert!(error.contains("timed out after 300ms"), "{error}");
+    }
+}
+
+#[test]
+fn allocating_past_the_memory_cap_fails_the_node() {
+    for error in hostile_errors(&run_beside_echo("memory_hog", "memory = \"16MiB\"")) {
+        assert!(
+            error.contains("exceeded its memory limit of 16.0 MiB"),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn a_panic_is_a_trap_with_the_panic_message() {
+    for error in hostile_errors(&run_beside_echo("panic_agent", "")) {
+        assert!(error.contains("trapped"), "{error}");
+        assert!(
+            error.contains("panic-agent gave up on an input of"),
+            "the guest's panic message is kept: {error}"
+        );
+    }
+}
+
+#[test]
+fn a_50_mb_output_is_refused() {
+    for error in hostile_errors(&run_beside_echo("huge_output", "max_output = \"1MiB\"")) {
+        assert!(error.contains("over its max_output of 1.0 MiB"), "{error}");
+    }
+}
+
+#[test]
+fn calling_an_undeclared_node_is_refused() {
+    let records = run_beside_echo("rogue_caller", "");
+    for error in hostile_errors(&records) {
+        assert!(error.contains("may not call `secret`"), "{error}");
+    }
+    let call = &records[0]["nodes"]["hostile"]["calls"][0];
+    assert_eq!(call["node"], "secret");
+    assert_eq!(call["ok"], false);
+}
+
+#[test]
+fn files_sockets_and_environment_are_out_of_reach() {
+    let marker = Path::new("/tmp/enf-escape-agent");
+    let _ = std::fs::remove_file(marker);
+    let records = run_beside_echo("escape_agent", "");
+    for record in records {
+        let report = &record["nodes"]["hostile"]["output"];
+        for attempt in [
+            "read_file",
+            "read_relative",
+            "write_file",
+            "tcp_connect",
+            "udp_bind",
+        ] {
+            let outcome = report[attempt].as_str().unwrap_or_default();
+            assert!(
+                outcome.starts_with("denied"),
+                "{attempt} must be denied: {report}"
+            );
+        }
+        assert_eq!(
+            report["env_vars"],
+            Value::Array(vec![]),
+            "no environment variables: {report}"
+        );
+        assert_eq!(
+            report["args"],
+            Value::Array(vec![]),
+            "no arguments: {report}"
+        );
+    }
+    assert!(!marker.exists(), "the agent wrote a file on the host");
+}
+
+#[test]
+fn a_component_built_against_another_contract_version_is_refused_by_name() {
+    let ws = Workspace::new();
+    let graph = ws.write(
+        "graph.toml",
+        &format!(
+            "[graph]\nname = \"v\"\n[nodes.future]\nplugin = \"{}\"\n",
+            fixture("wrong_version").display()
+        ),
+    );
+    let data = ws.data(1, 1);
+    for args in [
+        vec!["graph", "check", graph.to_str().unwrap()],
+        vec![
+            "run",
+            graph.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            ws.path("o.jsonl").to_str().unwrap(),
+        ],
+    ] {
+        let output = ws.enf(&args);
+        let message = text(&output);
+        assert!(!output.status.success(), "{message}");
+        assert!(
+            message.contains("enf:agent@9.0.0"),
+            "names the component's version: {message}"
+        );
+        assert!(
+            message.contains("enf:agent@0.1.x"),
+            "names the supported versions: {message}"
+        );
+        assert!(message.contains("node `future`"), "{message}");
+    }
+}
+
+#[test]
+fn host_memory_stays_bounded_under_repeated_abuse() {
+    let ws = Workspace::new();
+    let data = ws.data(8, 6);
+    let graph = ws.write(
+        "graph.toml",
+        &format!(
+            "[graph]\nname = \"abuse\"\n[defaults]\nmemory = \"64MiB\"\n[nodes.hog]\nplugin = \"{}\"\n[nodes.huge]\nplugin = \"{}\"\nmax_output = \"1MiB\"\n",
+            fixture("memory_hog").display(),
+            fixture("huge_output").display()
+        ),
+    );
+    let summary_path = ws.path("summary.json");
+    let (output, records) = ws.run(
+        &graph,
+        &data,
+        &ws.path("out.jsonl"),
+        &[
+            "--concurrency",
+            "4",
+            "--summary-json",
+            summary_path.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(records.len(), 48);
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    assert_eq!(summary["failed"], 48);
+    let peak = summary["peak_memory_bytes"]
+        .as_u64()
+        .expect("peak memory is reported on Linux");
+    // 48 items × (64 MiB + 50 MB) would be ~5 GiB if instances were not released.
+    assert!(
+        peak < 1 << 30,
+        "peak memory {peak} bytes: instances are not released"
+    );
+}

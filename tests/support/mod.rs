@@ -1,0 +1,180 @@
+//! Shared set-up of the end-to-end tests: builds the fixture agents from
+//! source (once per test binary; cargo makes repeated builds no-ops), runs
+//! the real `enf` binary, and writes data sets, models and graphs into
+//! temporary directories.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("engine/ has a parent")
+        .to_path_buf()
+}
+
+/// Builds a guest workspace for wasm32-wasip2 and returns its release folder.
+pub fn build_guests(manifest: &Path, target_dir: &Path) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(manifest)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .expect("running cargo to build guest components");
+    assert!(
+        output.status.success(),
+        "building {} failed (is the target installed? `rustup target add wasm32-wasip2`):\n{}",
+        manifest.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    target_dir.join("wasm32-wasip2").join("release")
+}
+
+/// The folder of built fixture components (tests/fixtures), built on first use.
+pub fn fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = repo_root().join("tests").join("fixtures");
+        build_guests(&root.join("Cargo.toml"), &root.join("target"))
+    })
+}
+
+/// Path of a fixture component, e.g. `fixture("echo_agent")`.
+pub fn fixture(name: &str) -> PathBuf {
+    let path = fixtures().join(format!("{name}.wasm"));
+    assert!(path.is_file(), "fixture {} was not built", path.display());
+    path
+}
+
+/// A temporary directory holding a test's data, models, graphs and cache.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// Writes a file (creating folders) and returns its path.
+    pub fn write(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.path(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Writes an echo model manifest `models/NAME.toml` with extra TOML lines.
+    pub fn echo_model(&self, name: &str, extra: &str) -> PathBuf {
+        self.write(
+            &format!("models/{name}.toml"),
+            &format!("name = \"{name}\"\nbackend = \"echo\"\nimages = true\n{extra}\n"),
+        )
+    }
+
+    /// Writes a TVNF data set of `users` users with `per_user` interactions
+    /// each (so `users * per_user` items); every video has two frame files.
+    pub fn data(&self, users: usize, per_user: usize) -> PathBuf {
+        let mut users_lines = String::new();
+        let mut videos_lines = String::new();
+        let mut interactions = String::new();
+        for v in 0..per_user.max(1) {
+            let frames: Vec<String> = (0..2).map(|f| format!("frames/v{v}_{f}.jpg")).collect();
+            for frame in &frames {
+                self.write(&format!("data/{frame}"), "not really a jpeg");
+            }
+            videos_lines.push_str(&format!("{}\n", json!({"video_id": format!("v{v}"), "title": format!("Video number {v}"), "duration_s": 60.0, "frames": frames, "category": "test"})));
+        }
+        for u in 0..users {
+            users_lines.push_str(&format!("{}\n", json!({"user_id": format!("u{u}"), "age": 20 + u, "gender": "f", "occupation": "tester", "interests": ["testing"]})));
+            for v in 0..per_user {
+                let rate = if (u + v) % 3 == 0 { 0.1 } else { 0.8 };
+                interactions.push_str(&format!("{}\n", json!({"user_id": format!("u{u}"), "video_id": format!("v{v}"), "ts": v, "watch_s": 60.0 * rate, "play_rate": rate, "disliked": false})));
+            }
+        }
+        self.write("data/users.jsonl", &users_lines);
+        self.write("data/videos.jsonl", &videos_lines);
+        self.write("data/interactions.jsonl", &interactions);
+        self.path("data")
+    }
+
+    /// Runs `enf` with `args` (plus this workspace's compile cache).
+    pub fn enf(&self, args: &[&str]) -> Output {
+        self.enf_command(args).output().expect("running enf")
+    }
+
+    /// The `enf` command with this workspace's cache directory set.
+    pub fn enf_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_enf"));
+        command
+            .args(args)
+            .env("ENF_CACHE_DIR", self.path("cache"))
+            .env_remove("RUST_LOG");
+        command
+    }
+
+    /// Runs `enf run GRAPH --data DATA --out OUT` plus `extra` and returns
+    /// the output lines parsed, by item id.
+    pub fn run(
+        &self,
+        graph: &Path,
+        data: &Path,
+        out: &Path,
+        extra: &[&str],
+    ) -> (Output, Vec<Value>) {
+        let mut args = vec![
+            "run",
+            graph.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let output = self.enf(&args);
+        let records = read_records(out);
+        (output, records)
+    }
+}
+
+/// Parses a predictions file (missing file: no records).
+pub fn read_records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("bad line in {}: {e}: {l}", path.display()))
+        })
+        .collect()
+}
+
+/// stdout + stderr of a process, for assertion messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
