@@ -47,11 +47,7 @@ fn a_cycle_is_reported_with_its_path() {
 #[test]
 fn a_node_taking_its_own_output_is_a_cycle() {
     let ws = Workspace::new();
-    assert_problem(
-        &ws,
-        "[graph]\nname = \"c\"\n[nodes.a]\nplugin = \"{echo}\"\ninputs = { x = \"a\" }\n",
-        &["a → a"],
-    );
+    assert_problem(&ws, "[graph]\nname = \"c\"\n[nodes.a]\nplugin = \"{echo}\"\ninputs = { x = \"a\" }\n", &["a → a"]);
 }
 
 #[test]
@@ -80,15 +76,8 @@ fn a_component_that_is_not_an_agent_is_refused() {
     let command = fixture("not-an-agent");
     assert_problem(
         &ws,
-        &format!(
-            "[graph]\nname = \"n\"\n[nodes.a]\nplugin = \"{}\"\n",
-            command.display()
-        ),
-        &[
-            "node `a`",
-            "does not implement the agent world",
-            "wasi:cli/run",
-        ],
+        &format!("[graph]\nname = \"n\"\n[nodes.a]\nplugin = \"{}\"\n", command.display()),
+        &["node `a`", "does not implement the agent world", "wasi:cli/run"],
     );
 }
 
@@ -100,12 +89,7 @@ fn files_that_are_not_components_are_refused() {
     assert_problem(
         &ws,
         "[graph]\nname = \"n\"\n[nodes.core]\nplugin = \"core.wasm\"\n[nodes.text]\nplugin = \"text.wasm\"\n",
-        &[
-            "node `core`",
-            "core WebAssembly module, not a component",
-            "node `text`",
-            "not a WebAssembly file",
-        ],
+        &["node `core`", "core WebAssembly module, not a component", "node `text`", "not a WebAssembly file"],
     );
 }
 
@@ -123,21 +107,11 @@ fn an_unknown_model_is_named() {
 #[test]
 fn a_missing_or_broken_model_manifest_is_named() {
     let ws = Workspace::new();
-    ws.write(
-        "models/bad.toml",
-        "name = \"bad\"\nbackend = \"echo\"\nflavour = \"x\"\n",
-    );
+    ws.write("models/bad.toml", "name = \"bad\"\nbackend = \"echo\"\nflavour = \"x\"\n");
     assert_problem(
         &ws,
         "[graph]\nname = \"m\"\n[models.gone]\nmanifest = \"models/gone.toml\"\n[models.bad]\nmanifest = \"models/bad.toml\"\n[nodes.a]\nplugin = \"{echo}\"\nmodel = \"bad\"\n",
-        &[
-            "model `gone`: manifest",
-            "gone.toml does not exist",
-            "model `bad`",
-            "bad.toml",
-            "line 3",
-            "flavour",
-        ],
+        &["model `gone`: manifest", "gone.toml does not exist", "model `bad`", "bad.toml", "line 3", "flavour"],
     );
 }
 
@@ -147,11 +121,7 @@ fn calls_to_an_undeclared_node_are_refused() {
     assert_problem(
         &ws,
         "[graph]\nname = \"c\"\n[nodes.a]\nplugin = \"{echo}\"\ncalls = [\"oracle\"]\n",
-        &[
-            "graph.toml:5:",
-            "node `a`",
-            "`calls` names `oracle`, which is not a declared node",
-        ],
+        &["graph.toml:5:", "node `a`", "`calls` names `oracle`, which is not a declared node"],
     );
 }
 
@@ -161,12 +131,7 @@ fn an_input_naming_a_missing_item_field_is_refused() {
     assert_problem(
         &ws,
         "[graph]\nname = \"f\"\n[nodes.a]\nplugin = \"{echo}\"\ninputs = { x = \"$item.wallet\" }\n",
-        &[
-            "graph.toml:5:",
-            "node `a`",
-            "item field `wallet`, which does not exist",
-            "candidate",
-        ],
+        &["graph.toml:5:", "node `a`", "item field `wallet`, which does not exist", "candidate"],
     );
 }
 
@@ -176,12 +141,7 @@ fn an_input_naming_a_field_the_source_does_not_output_is_refused() {
     assert_problem(
         &ws,
         "[graph]\nname = \"f\"\n[nodes.a]\nplugin = \"{echo}\"\n[nodes.b]\nplugin = \"{echo}\"\ninputs = { x = \"a.verdict\" }\n",
-        &[
-            "graph.toml:7:",
-            "node `b`",
-            "`a`'s output has no field `verdict`",
-            "answer, echo",
-        ],
+        &["graph.toml:7:", "node `b`", "`a`'s output has no field `verdict`", "answer, echo"],
     );
 }
 
@@ -209,21 +169,13 @@ fn every_problem_is_reported_at_once() {
 #[test]
 fn toml_syntax_errors_name_line_and_column() {
     let ws = Workspace::new();
-    assert_problem(
-        &ws,
-        "[graph]\nname = \"s\"\n[nodes.a\nplugin = 1\n",
-        &["graph.toml", "line 3"],
-    );
+    assert_problem(&ws, "[graph]\nname = \"s\"\n[nodes.a\nplugin = 1\n", &["graph.toml", "line 3"]);
 }
 
 #[test]
 fn unknown_keys_are_refused() {
     let ws = Workspace::new();
-    assert_problem(
-        &ws,
-        "[graph]\nname = \"k\"\n[nodes.a]\nplugin = \"{echo}\"\nplugins = \"typo\"\n",
-        &["plugins"],
-    );
+    assert_problem(&ws, "[graph]\nname = \"k\"\n[nodes.a]\nplugin = \"{echo}\"\nplugins = \"typo\"\n", &["plugins"]);
 }
 
 #[test]

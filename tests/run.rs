@@ -35,25 +35,15 @@ fn every_item_gets_one_line_with_each_nodes_output_error_and_timing() {
     let (output, records) = ws.run(&g, &data, &out, &["--concurrency", "5"]);
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(records.len(), 12);
-    let mut ids: Vec<&str> = records
-        .iter()
-        .map(|r| r["item_id"].as_str().unwrap())
-        .collect();
+    let mut ids: Vec<&str> = records.iter().map(|r| r["item_id"].as_str().unwrap()).collect();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 12, "each item exactly once");
     for record in &records {
         assert_eq!(record["ok"], true, "{record}");
         let ask = node(record, "ask");
-        let title = format!(
-            "Video number {}",
-            record["video_id"].as_str().unwrap().trim_start_matches('v')
-        );
-        assert_eq!(
-            ask["output"]["answer"],
-            format!("2 frames: {title}"),
-            "frames reach the model: {record}"
-        );
+        let title = format!("Video number {}", record["video_id"].as_str().unwrap().trim_start_matches('v'));
+        assert_eq!(ask["output"]["answer"], format!("2 frames: {title}"), "frames reach the model: {record}");
         assert_eq!(ask["usage"]["requests"], 1);
         assert!(ask["ms"].as_f64().unwrap() >= 0.0);
         assert_eq!(
@@ -78,25 +68,12 @@ fn independent_nodes_run_concurrently() {
     let (output, records) = ws.run(&g, &data, &ws.path("out.jsonl"), &[]);
     assert!(output.status.success(), "{}", text(&output));
     let record = &records[0];
-    let (left, right, join) = (
-        node(record, "left"),
-        node(record, "right"),
-        node(record, "join"),
-    );
+    let (left, right, join) = (node(record, "left"), node(record, "right"), node(record, "join"));
     let left_end = left["start_ms"].as_f64().unwrap() + left["ms"].as_f64().unwrap();
     let right_end = right["start_ms"].as_f64().unwrap() + right["ms"].as_f64().unwrap();
-    assert!(
-        right["start_ms"].as_f64().unwrap() < left_end,
-        "right started before left ended: {record}"
-    );
-    assert!(
-        left["start_ms"].as_f64().unwrap() < right_end,
-        "left started before right ended: {record}"
-    );
-    assert!(
-        join["start_ms"].as_f64().unwrap() >= left_end.max(right_end) - 1.0,
-        "join waits for both: {record}"
-    );
+    assert!(right["start_ms"].as_f64().unwrap() < left_end, "right started before left ended: {record}");
+    assert!(left["start_ms"].as_f64().unwrap() < right_end, "left started before right ended: {record}");
+    assert!(join["start_ms"].as_f64().unwrap() >= left_end.max(right_end) - 1.0, "join waits for both: {record}");
 }
 
 #[test]
@@ -115,10 +92,7 @@ fn a_node_calls_a_declared_node_on_demand() {
         assert_eq!(caller["output"]["called"]["echo"]["from"], "caller");
         assert_eq!(caller["calls"][0]["node"], "helper");
         assert_eq!(caller["calls"][0]["ok"], true);
-        assert!(
-            record["nodes"].get("helper").is_none(),
-            "an on_demand node is not scheduled on its own"
-        );
+        assert!(record["nodes"].get("helper").is_none(), "an on_demand node is not scheduled on its own");
     }
 }
 
@@ -134,27 +108,15 @@ fn a_deadline_also_covers_time_spent_waiting_on_the_host_and_retries_are_counted
     let started = Instant::now();
     let (output, records) = ws.run(&g, &data, &ws.path("out.jsonl"), &[]);
     assert!(output.status.success(), "{}", text(&output));
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "the 30 s inference was not waited for"
-    );
+    assert!(started.elapsed() < Duration::from_secs(20), "the 30 s inference was not waited for");
     for record in &records {
         let wait = node(record, "wait");
         assert_eq!(wait["attempts"], 3, "{record}");
         let error = wait["error"].as_str().unwrap();
-        assert!(
-            error.contains("timed out after 300ms") && error.contains("after 3 attempts"),
-            "{error}"
-        );
+        assert!(error.contains("timed out after 300ms") && error.contains("after 3 attempts"), "{error}");
         let after = node(record, "after");
         assert_eq!(after["attempts"], 0);
-        assert!(
-            after["error"]
-                .as_str()
-                .unwrap()
-                .contains("upstream node `wait` failed"),
-            "{record}"
-        );
+        assert!(after["error"].as_str().unwrap().contains("upstream node `wait` failed"), "{record}");
     }
 }
 
@@ -176,20 +138,9 @@ fn missing_frames_and_ungranted_models_fail_only_that_node() {
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(records.len(), 2);
     for record in &records {
-        let error = |name: &str| {
-            node(record, name)["error"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        };
-        assert!(
-            error("too_many_frames").contains("has 2 frame(s); frame 2 does not exist"),
-            "{record}"
-        );
-        assert!(
-            error("ungranted").contains("model `other` is not granted to node `ungranted`"),
-            "{record}"
-        );
+        let error = |name: &str| node(record, name)["error"].as_str().unwrap_or_default().to_string();
+        assert!(error("too_many_frames").contains("has 2 frame(s); frame 2 does not exist"), "{record}");
+        assert!(error("ungranted").contains("model `other` is not granted to node `ungranted`"), "{record}");
         assert!(error("no_model").contains("declares no model"), "{record}");
         assert_eq!(node(record, "fine")["ok"], true, "{record}");
     }
@@ -227,10 +178,7 @@ fn a_run_killed_with_sigkill_resumes_with_every_item_exactly_once() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let before = read_records(&out).len();
-    assert!(
-        (6..30).contains(&before),
-        "killed mid-run after {before} items"
-    );
+    assert!((6..30).contains(&before), "killed mid-run after {before} items");
     // Simulate the worst case: the process died halfway through a line.
     let mut bytes = std::fs::read(&out).unwrap();
     bytes.extend_from_slice(b"{\"item_id\":\"u9/v9\",\"ok\":tr");
@@ -238,19 +186,12 @@ fn a_run_killed_with_sigkill_resumes_with_every_item_exactly_once() {
 
     let (output, records) = ws.run(&g, &data, &out, &[]);
     assert!(output.status.success(), "{}", text(&output));
-    let mut ids: Vec<String> = records
-        .iter()
-        .map(|r| r["item_id"].as_str().unwrap().to_string())
-        .collect();
+    let mut ids: Vec<String> = records.iter().map(|r| r["item_id"].as_str().unwrap().to_string()).collect();
     assert_eq!(ids.len(), 30, "30 items in all");
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 30, "no item twice");
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains(&format!("{} already in", before)),
-        "{}",
-        text(&output)
-    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains(&format!("{} already in", before)), "{}", text(&output));
 }
 
 fn agent_name(records: &[Value]) -> Vec<String> {
@@ -272,28 +213,24 @@ fn replacing_a_plugin_file_changes_the_logic_without_rebuilding_the_host() {
     let plugin = ws.path("plugins/agent.wasm");
     std::fs::create_dir_all(plugin.parent().unwrap()).unwrap();
     std::fs::copy(fixture("echo_agent"), &plugin).unwrap();
-    let g = ws.write("graph.toml", "[graph]\nname = \"swap\"\n[nodes.a]\nplugin = \"plugins/agent.wasm\"\ninputs = { user = \"$item.user\" }\n");
-    let (_, first) = ws.run(&g, &data, &ws.path("first.jsonl"), &[]);
-    assert!(
-        agent_name(&first).iter().all(|keys| keys == "echo"),
-        "{first:?}"
+    let g = ws.write(
+        "graph.toml",
+        "[graph]\nname = \"swap\"\n[nodes.a]\nplugin = \"plugins/agent.wasm\"\ninputs = { user = \"$item.user\" }\n",
     );
+    let (_, first) = ws.run(&g, &data, &ws.path("first.jsonl"), &[]);
+    assert!(agent_name(&first).iter().all(|keys| keys == "echo"), "{first:?}");
 
     std::fs::copy(fixture("escape_agent"), &plugin).unwrap();
     let (output, second) = ws.run(&g, &data, &ws.path("second.jsonl"), &[]);
     assert!(output.status.success(), "{}", text(&output));
     assert!(
-        agent_name(&second)
-            .iter()
-            .all(|keys| keys.contains("tcp_connect")),
+        agent_name(&second).iter().all(|keys| keys.contains("tcp_connect")),
         "the new agent's logic ran: {second:?}"
     );
 }
 
 fn cache_entries(dir: &Path) -> usize {
-    std::fs::read_dir(dir.join("components"))
-        .map(|d| d.count())
-        .unwrap_or(0)
+    std::fs::read_dir(dir.join("components")).map(|d| d.count()).unwrap_or(0)
 }
 
 #[test]
@@ -306,17 +243,9 @@ fn a_second_run_starts_from_the_compile_cache() {
     );
     let (first, _) = ws.run(&g, &data, &ws.path("1.jsonl"), &[]);
     assert!(text(&first).contains("compiled plugin"), "{}", text(&first));
-    assert_eq!(
-        cache_entries(&ws.path("cache")),
-        2,
-        "one entry per distinct component"
-    );
+    assert_eq!(cache_entries(&ws.path("cache")), 2, "one entry per distinct component");
     let (second, records) = ws.run(&g, &data, &ws.path("2.jsonl"), &[]);
-    assert!(
-        !text(&second).contains("compiled plugin"),
-        "nothing recompiled: {}",
-        text(&second)
-    );
+    assert!(!text(&second).contains("compiled plugin"), "nothing recompiled: {}", text(&second));
     assert_eq!(records[0]["ok"], true);
     assert_eq!(cache_entries(&ws.path("cache")), 2);
 }
@@ -326,16 +255,14 @@ fn bad_data_is_reported_with_file_and_line() {
     let ws = Workspace::new();
     let data = ws.data(2, 2);
     let mut interactions = std::fs::read_to_string(data.join("interactions.jsonl")).unwrap();
-    interactions.push_str("{\"user_id\":\"u0\",\"video_id\":\"nope\",\"ts\":9,\"watch_s\":1,\"play_rate\":0.1}\n{broken\n");
+    interactions
+        .push_str("{\"user_id\":\"u0\",\"video_id\":\"nope\",\"ts\":9,\"watch_s\":1,\"play_rate\":0.1}\n{broken\n");
     std::fs::write(data.join("interactions.jsonl"), interactions).unwrap();
     let g = graph(&ws, "[nodes.a]\nplugin = \"{echo}\"\n");
     let (output, records) = ws.run(&g, &data, &ws.path("out.jsonl"), &[]);
     let message = text(&output);
     assert!(!output.status.success());
     assert!(records.is_empty());
-    assert!(
-        message.contains("interactions.jsonl:5: unknown video_id `nope`"),
-        "{message}"
-    );
+    assert!(message.contains("interactions.jsonl:5: unknown video_id `nope`"), "{message}");
     assert!(message.contains("interactions.jsonl:6:"), "{message}");
 }

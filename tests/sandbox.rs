@@ -38,17 +38,9 @@ plugin = "{echo}"
     let out = ws.path("out.jsonl");
     let (output, records) = ws.run(&graph, &data, &out, &["--concurrency", "3"]);
     assert!(output.status.success(), "{}", text(&output));
-    assert_eq!(
-        records.len(),
-        ITEMS,
-        "every item is written: {}",
-        text(&output)
-    );
+    assert_eq!(records.len(), ITEMS, "every item is written: {}", text(&output));
     for record in &records {
-        assert_eq!(
-            record["nodes"]["good"]["ok"], true,
-            "the well-behaved node succeeds: {record}"
-        );
+        assert_eq!(record["nodes"]["good"]["ok"], true, "the well-behaved node succeeds: {record}");
         assert_eq!(record["nodes"]["secret"]["ok"], true, "{record}");
     }
     records
@@ -60,10 +52,7 @@ fn hostile_errors(records: &[Value]) -> Vec<String> {
         .map(|r| {
             assert_eq!(r["nodes"]["hostile"]["ok"], false, "{r}");
             assert_eq!(r["ok"], false, "{r}");
-            r["nodes"]["hostile"]["error"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
+            r["nodes"]["hostile"]["error"].as_str().unwrap_or_default().to_string()
         })
         .collect()
 }
@@ -78,10 +67,7 @@ fn an_infinite_loop_is_interrupted_at_the_node_deadline() {
 #[test]
 fn allocating_past_the_memory_cap_fails_the_node() {
     for error in hostile_errors(&run_beside_echo("memory_hog", "memory = \"16MiB\"")) {
-        assert!(
-            error.contains("exceeded its memory limit of 16.0 MiB"),
-            "{error}"
-        );
+        assert!(error.contains("exceeded its memory limit of 16.0 MiB"), "{error}");
     }
 }
 
@@ -89,10 +75,7 @@ fn allocating_past_the_memory_cap_fails_the_node() {
 fn a_panic_is_a_trap_with_the_panic_message() {
     for error in hostile_errors(&run_beside_echo("panic_agent", "")) {
         assert!(error.contains("trapped"), "{error}");
-        assert!(
-            error.contains("panic-agent gave up on an input of"),
-            "the guest's panic message is kept: {error}"
-        );
+        assert!(error.contains("panic-agent gave up on an input of"), "the guest's panic message is kept: {error}");
     }
 }
 
@@ -121,29 +104,12 @@ fn files_sockets_and_environment_are_out_of_reach() {
     let records = run_beside_echo("escape_agent", "");
     for record in records {
         let report = &record["nodes"]["hostile"]["output"];
-        for attempt in [
-            "read_file",
-            "read_relative",
-            "write_file",
-            "tcp_connect",
-            "udp_bind",
-        ] {
+        for attempt in ["read_file", "read_relative", "write_file", "tcp_connect", "udp_bind"] {
             let outcome = report[attempt].as_str().unwrap_or_default();
-            assert!(
-                outcome.starts_with("denied"),
-                "{attempt} must be denied: {report}"
-            );
+            assert!(outcome.starts_with("denied"), "{attempt} must be denied: {report}");
         }
-        assert_eq!(
-            report["env_vars"],
-            Value::Array(vec![]),
-            "no environment variables: {report}"
-        );
-        assert_eq!(
-            report["args"],
-            Value::Array(vec![]),
-            "no arguments: {report}"
-        );
+        assert_eq!(report["env_vars"], Value::Array(vec![]), "no environment variables: {report}");
+        assert_eq!(report["args"], Value::Array(vec![]), "no arguments: {report}");
     }
     assert!(!marker.exists(), "the agent wrote a file on the host");
 }
@@ -153,10 +119,7 @@ fn a_component_built_against_another_contract_version_is_refused_by_name() {
     let ws = Workspace::new();
     let graph = ws.write(
         "graph.toml",
-        &format!(
-            "[graph]\nname = \"v\"\n[nodes.future]\nplugin = \"{}\"\n",
-            fixture("wrong_version").display()
-        ),
+        &format!("[graph]\nname = \"v\"\n[nodes.future]\nplugin = \"{}\"\n", fixture("wrong_version").display()),
     );
     let data = ws.data(1, 1);
     for args in [
@@ -173,14 +136,8 @@ fn a_component_built_against_another_contract_version_is_refused_by_name() {
         let output = ws.enf(&args);
         let message = text(&output);
         assert!(!output.status.success(), "{message}");
-        assert!(
-            message.contains("enf:agent@9.0.0"),
-            "names the component's version: {message}"
-        );
-        assert!(
-            message.contains("enf:agent@0.1.x"),
-            "names the supported versions: {message}"
-        );
+        assert!(message.contains("enf:agent@9.0.0"), "names the component's version: {message}");
+        assert!(message.contains("enf:agent@0.1.x"), "names the supported versions: {message}");
         assert!(message.contains("node `future`"), "{message}");
     }
 }
@@ -202,24 +159,13 @@ fn host_memory_stays_bounded_under_repeated_abuse() {
         &graph,
         &data,
         &ws.path("out.jsonl"),
-        &[
-            "--concurrency",
-            "4",
-            "--summary-json",
-            summary_path.to_str().unwrap(),
-        ],
+        &["--concurrency", "4", "--summary-json", summary_path.to_str().unwrap()],
     );
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(records.len(), 48);
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
     assert_eq!(summary["failed"], 48);
-    let peak = summary["peak_memory_bytes"]
-        .as_u64()
-        .expect("peak memory is reported on Linux");
+    let peak = summary["peak_memory_bytes"].as_u64().expect("peak memory is reported on Linux");
     // 48 items × (64 MiB + 50 MB) would be ~5 GiB if instances were not released.
-    assert!(
-        peak < 1 << 30,
-        "peak memory {peak} bytes: instances are not released"
-    );
+    assert!(peak < 1 << 30, "peak memory {peak} bytes: instances are not released");
 }

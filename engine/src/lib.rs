@@ -7,6 +7,7 @@
 //! - [`plugin`]: the wasmtime component host: compile cache, sandbox limits, the
 //!   host side of the `enf:agent` WIT contract.
 //! - [`inference`]: the [`inference::Backend`] trait that serves the inference import.
+//! - [`modelfiles`]: model directories the project writes (tiny test model, GGUF import).
 //! - [`data`]: TVNF-format data sets turned into items (one user × one candidate video).
 //! - [`run`]: the scheduler that pushes items through a graph and writes predictions.
 #![deny(missing_docs)]
@@ -14,5 +15,6 @@
 pub mod data;
 pub mod graph;
 pub mod inference;
+pub mod modelfiles;
 pub mod plugin;
 pub mod run;

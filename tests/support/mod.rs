@@ -12,23 +12,14 @@ use serde_json::{Value, json};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("engine/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("engine/ has a parent").to_path_buf()
 }
 
 /// Builds a guest workspace for wasm32-wasip2 and returns its release folder.
 pub fn build_guests(manifest: &Path, target_dir: &Path) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
         .arg(manifest)
         .arg("--target-dir")
         .arg(target_dir)
@@ -68,9 +59,7 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("temporary directory"),
-        }
+        Self { dir: tempfile::tempdir().expect("temporary directory") }
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -100,9 +89,9 @@ impl Workspace {
         let mut videos_lines = String::new();
         let mut interactions = String::new();
         for v in 0..per_user.max(1) {
-            let frames: Vec<String> = (0..2).map(|f| format!("frames/v{v}_{f}.jpg")).collect();
-            for frame in &frames {
-                self.write(&format!("data/{frame}"), "not really a jpeg");
+            let frames: Vec<String> = (0..2).map(|f| format!("frames/v{v}_{f}.png")).collect();
+            for (f, frame) in frames.iter().enumerate() {
+                write_png(&self.path(&format!("data/{frame}")), 64, (v * 2 + f) as u8);
             }
             videos_lines.push_str(&format!("{}\n", json!({"video_id": format!("v{v}"), "title": format!("Video number {v}"), "duration_s": 60.0, "frames": frames, "category": "test"})));
         }
@@ -127,30 +116,15 @@ impl Workspace {
     /// The `enf` command with this workspace's cache directory set.
     pub fn enf_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_enf"));
-        command
-            .args(args)
-            .env("ENF_CACHE_DIR", self.path("cache"))
-            .env_remove("RUST_LOG");
+        command.args(args).env("ENF_CACHE_DIR", self.path("cache")).env_remove("RUST_LOG");
         command
     }
 
     /// Runs `enf run GRAPH --data DATA --out OUT` plus `extra` and returns
     /// the output lines parsed, by item id.
-    pub fn run(
-        &self,
-        graph: &Path,
-        data: &Path,
-        out: &Path,
-        extra: &[&str],
-    ) -> (Output, Vec<Value>) {
-        let mut args = vec![
-            "run",
-            graph.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ];
+    pub fn run(&self, graph: &Path, data: &Path, out: &Path, extra: &[&str]) -> (Output, Vec<Value>) {
+        let mut args =
+            vec!["run", graph.to_str().unwrap(), "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()];
         args.extend_from_slice(extra);
         let output = self.enf(&args);
         let records = read_records(out);
@@ -158,23 +132,32 @@ impl Workspace {
     }
 }
 
+/// Writes a `size`×`size` PNG whose colours depend on `shade`.
+pub fn write_png(path: &Path, size: u32, shade: u8) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let image = image::RgbImage::from_fn(size, size, |x, y| {
+        image::Rgb([(x * 255 / size) as u8 ^ shade.wrapping_mul(37), (y * 255 / size) as u8, shade.wrapping_mul(91)])
+    });
+    image.save(path).unwrap();
+}
+
+/// Path of a model directory under `models/` that `.ci/setup` prepares.
+pub fn prepared_model(name: &str) -> PathBuf {
+    let dir = repo_root().join("models").join(name);
+    assert!(dir.join("config.json").is_file(), "{} is missing: run .ci/setup first", dir.display());
+    dir
+}
+
 /// Parses a predictions file (missing file: no records).
 pub fn read_records(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
-        .map(|l| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("bad line in {}: {e}: {l}", path.display()))
-        })
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line in {}: {e}: {l}", path.display())))
         .collect()
 }
 
 /// stdout + stderr of a process, for assertion messages.
 pub fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }

@@ -9,10 +9,7 @@ use enf::run::{Pipeline, PipelineOptions};
 
 /// Checks a graph file with its plugins and models; prints every problem.
 pub async fn check(file: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let options = PipelineOptions {
-        cache_dir,
-        concurrency: 1,
-    };
+    let options = PipelineOptions { cache_dir, concurrency: 1, inference_cache: None };
     match Pipeline::load(file, &options).await {
         Ok(pipeline) => {
             let graph = &pipeline.graph;
@@ -25,10 +22,7 @@ pub async fn check(file: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Ex
             );
             for (node, plugin) in graph.nodes.iter().zip(&pipeline.plugins) {
                 let d = &plugin.descriptor;
-                println!(
-                    "  {:<12} {} {} — {}",
-                    node.name, d.name, d.version, d.description
-                );
+                println!("  {:<12} {} {} — {}", node.name, d.name, d.version, d.description);
             }
             Ok(ExitCode::SUCCESS)
         }

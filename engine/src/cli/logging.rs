@@ -19,15 +19,12 @@ pub fn init(verbose: u8, quiet: bool) {
         (false, _) => "debug,enf=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let indicatif = IndicatifLayer::new()
-        .with_span_field_formatter(hide_indicatif_span_fields(DefaultFields::new()));
+    let indicatif = IndicatifLayer::new().with_span_field_formatter(hide_indicatif_span_fields(DefaultFields::new()));
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(indicatif.get_stderr_writer())
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .with_filter(filter);
-    let _ = tracing_subscriber::registry()
-        .with(fmt)
-        .with(indicatif.with_filter(IndicatifFilter::new(false)))
-        .try_init();
+    let _ =
+        tracing_subscriber::registry().with(fmt).with(indicatif.with_filter(IndicatifFilter::new(false))).try_init();
 }

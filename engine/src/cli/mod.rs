@@ -2,6 +2,7 @@
 
 mod graph_cmd;
 mod logging;
+mod model_cmd;
 mod run_cmd;
 
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ enum Command {
     /// Inspect graph files.
     #[command(subcommand)]
     Graph(GraphCommand),
+    /// Write model directories (tiny test model, GGUF import) and try models.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,13 +65,7 @@ pub struct CacheArgs {
 
 impl CacheArgs {
     fn dir(&self) -> Option<PathBuf> {
-        if self.no_cache {
-            None
-        } else {
-            self.cache_dir
-                .clone()
-                .or_else(enf::plugin::CompileCache::default_dir)
-        }
+        if self.no_cache { None } else { self.cache_dir.clone().or_else(enf::plugin::CompileCache::default_dir) }
     }
 }
 
@@ -75,10 +73,7 @@ impl CacheArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -88,10 +83,9 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run_cmd::run(args).await,
-            Command::Graph(GraphCommand::Check { file, cache }) => {
-                graph_cmd::check(&file, cache.dir()).await
-            }
+            Command::Graph(GraphCommand::Check { file, cache }) => graph_cmd::check(&file, cache.dir()).await,
             Command::Graph(GraphCommand::Dot { file }) => graph_cmd::dot(&file),
+            Command::Model(command) => model_cmd::run(command).await,
         }
     });
     match result {

@@ -28,6 +28,9 @@ pub struct RunArgs {
     /// Run at most this many new items.
     #[arg(long)]
     limit: Option<usize>,
+    /// Cache model answers in this directory and replay identical requests.
+    #[arg(long, value_name = "DIR")]
+    inference_cache: Option<PathBuf>,
     /// Also write the run summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
@@ -37,32 +40,31 @@ pub struct RunArgs {
 
 /// Runs `enf run`.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let dataset = Dataset::load(&args.data)
-        .with_context(|| format!("cannot use data set {}", args.data.display()))?;
-    let items = dataset
-        .items()
-        .with_context(|| format!("cannot build items from {}", args.data.display()))?;
+    let dataset = Dataset::load(&args.data).with_context(|| format!("cannot use data set {}", args.data.display()))?;
+    let items = dataset.items().with_context(|| format!("cannot build items from {}", args.data.display()))?;
     let options = PipelineOptions {
         cache_dir: args.cache.dir(),
         concurrency: usize::from(args.concurrency),
+        inference_cache: args.inference_cache.clone(),
     };
     let pipeline = Pipeline::load(&args.graph, &options).await?;
     tracing::info!(graph = %pipeline.graph.name, items = items.len(), "running");
-    let context = RunContext {
-        pipeline: Arc::new(pipeline),
-        frames: Arc::new(dataset),
-    };
-    let run_options = RunOptions {
-        out: args.out.clone(),
-        concurrency: usize::from(args.concurrency),
-        limit: args.limit,
-    };
+    let cache_stats = pipeline.cache_stats.clone();
+    let context = RunContext { pipeline: Arc::new(pipeline), frames: Arc::new(dataset) };
+    let run_options =
+        RunOptions { out: args.out.clone(), concurrency: usize::from(args.concurrency), limit: args.limit };
     let summary = enf::run::run(context, items, &run_options).await?;
     print_summary(&summary, &args.out);
+    if let Some(stats) = &cache_stats {
+        println!("  inference cache: {} hit(s), {} miss(es)", stats.hits(), stats.misses());
+    }
     if let Some(path) = &args.summary_json {
         let mut json = serde_json::to_value(&summary).context("cannot serialise the summary")?;
         json["elapsed_s"] = summary.elapsed.as_secs_f64().into();
         json["peak_memory_bytes"] = peak_memory_bytes().into();
+        if let Some(stats) = &cache_stats {
+            json["inference_cache"] = serde_json::json!({ "hits": stats.hits(), "misses": stats.misses() });
+        }
         std::fs::write(path, serde_json::to_string_pretty(&json)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }

@@ -45,10 +45,7 @@ impl Dataset {
     pub fn items(&self) -> Result<Vec<Item>, DataError> {
         let mut by_user: HashMap<&str, Vec<&Interaction>> = HashMap::new();
         for (_, interaction) in &self.interactions {
-            by_user
-                .entry(interaction.user_id.as_str())
-                .or_default()
-                .push(interaction);
+            by_user.entry(interaction.user_id.as_str()).or_default().push(interaction);
         }
         for list in by_user.values_mut() {
             list.sort_by_key(|i| i.ts);
@@ -59,18 +56,14 @@ impl Dataset {
                 let mut problems = Vec::new();
                 let mut found = Vec::new();
                 for (line, s) in selection {
-                    let hit = by_user
-                        .get(s.user_id.as_str())
-                        .and_then(|l| l.iter().rev().find(|i| i.video_id == s.video_id));
+                    let hit =
+                        by_user.get(s.user_id.as_str()).and_then(|l| l.iter().rev().find(|i| i.video_id == s.video_id));
                     match hit {
                         Some(i) => found.push(*i),
                         None => problems.push(DataProblem {
                             file: self.dir.join("items.jsonl"),
                             line: Some(*line),
-                            message: format!(
-                                "no interaction of user `{}` with video `{}`",
-                                s.user_id, s.video_id
-                            ),
+                            message: format!("no interaction of user `{}` with video `{}`", s.user_id, s.video_id),
                         }),
                     }
                 }
@@ -82,9 +75,7 @@ impl Dataset {
         };
         let mut pair_counts: HashMap<(&str, &str), usize> = HashMap::new();
         for i in &targets {
-            *pair_counts
-                .entry((i.user_id.as_str(), i.video_id.as_str()))
-                .or_default() += 1;
+            *pair_counts.entry((i.user_id.as_str(), i.video_id.as_str())).or_default() += 1;
         }
         let mut seen = HashSet::new();
         let mut items = Vec::with_capacity(targets.len());
@@ -98,10 +89,7 @@ impl Dataset {
             if !seen.insert(item_id.clone()) {
                 continue;
             }
-            let (Some(user), Some(video)) = (
-                self.users.get(&target.user_id),
-                self.videos.get(&target.video_id),
-            ) else {
+            let (Some(user), Some(video)) = (self.users.get(&target.user_id), self.videos.get(&target.video_id)) else {
                 continue;
             };
             let earlier: Vec<&&Interaction> = by_user
@@ -126,12 +114,7 @@ impl Dataset {
                     "frames": video.frames.len(),
                 },
             });
-            items.push(Item {
-                item_id,
-                user_id: user.user_id.clone(),
-                video_id: video.video_id.clone(),
-                document,
-            });
+            items.push(Item { item_id, user_id: user.user_id.clone(), video_id: video.video_id.clone(), document });
         }
         Ok(items)
     }

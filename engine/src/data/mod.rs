@@ -69,18 +69,11 @@ pub struct Dataset {
     pub selection: Option<Vec<(usize, ItemSelector)>>,
 }
 
-fn read_jsonl<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    problems: &mut Vec<DataProblem>,
-) -> Vec<(usize, T)> {
+fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path, problems: &mut Vec<DataProblem>) -> Vec<(usize, T)> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
-            problems.push(DataProblem {
-                file: path.to_path_buf(),
-                line: None,
-                message: format!("cannot read: {e}"),
-            });
+            problems.push(DataProblem { file: path.to_path_buf(), line: None, message: format!("cannot read: {e}") });
             return Vec::new();
         }
     };
@@ -91,11 +84,9 @@ fn read_jsonl<T: serde::de::DeserializeOwned>(
         }
         match serde_json::from_str(line) {
             Ok(record) => records.push((index + 1, record)),
-            Err(e) => problems.push(DataProblem {
-                file: path.to_path_buf(),
-                line: Some(index + 1),
-                message: e.to_string(),
-            }),
+            Err(e) => {
+                problems.push(DataProblem { file: path.to_path_buf(), line: Some(index + 1), message: e.to_string() })
+            }
         }
     }
     records
@@ -108,11 +99,7 @@ impl Dataset {
     pub fn load(dir: &Path) -> Result<Dataset, DataError> {
         let mut problems = Vec::new();
         if !dir.is_dir() {
-            problems.push(DataProblem {
-                file: dir.to_path_buf(),
-                line: None,
-                message: "is not a directory".into(),
-            });
+            problems.push(DataProblem { file: dir.to_path_buf(), line: None, message: "is not a directory".into() });
             return Err(DataError { problems });
         }
         let users_file = dir.join("users.jsonl");
@@ -142,11 +129,7 @@ impl Dataset {
         let interactions = read_jsonl::<Interaction>(&interactions_file, &mut problems);
         for (line, i) in &interactions {
             let mut problem = |message: String| {
-                problems.push(DataProblem {
-                    file: interactions_file.clone(),
-                    line: Some(*line),
-                    message,
-                })
+                problems.push(DataProblem { file: interactions_file.clone(), line: Some(*line), message })
             };
             if !users.contains_key(&i.user_id) {
                 problem(format!("unknown user_id `{}`", i.user_id));
@@ -155,23 +138,12 @@ impl Dataset {
                 problem(format!("unknown video_id `{}`", i.video_id));
             }
             if !(i.play_rate.is_finite() && i.play_rate >= 0.0) {
-                problem(format!(
-                    "play_rate must be a number ≥ 0, got {}",
-                    i.play_rate
-                ));
+                problem(format!("play_rate must be a number ≥ 0, got {}", i.play_rate));
             }
         }
-        let selection = items_file
-            .is_file()
-            .then(|| read_jsonl::<ItemSelector>(&items_file, &mut problems));
+        let selection = items_file.is_file().then(|| read_jsonl::<ItemSelector>(&items_file, &mut problems));
         if problems.is_empty() {
-            Ok(Dataset {
-                dir: dir.to_path_buf(),
-                users,
-                videos,
-                interactions,
-                selection,
-            })
+            Ok(Dataset { dir: dir.to_path_buf(), users, videos, interactions, selection })
         } else {
             Err(DataError { problems })
         }
@@ -179,8 +151,6 @@ impl Dataset {
 
     /// The frame image files of a video, resolved against the data directory.
     pub fn frames(&self, video_id: &str) -> Option<Vec<PathBuf>> {
-        self.videos
-            .get(video_id)
-            .map(|v| v.frames.iter().map(|f| self.dir.join(f)).collect())
+        self.videos.get(video_id).map(|v| v.frames.iter().map(|f| self.dir.join(f)).collect())
     }
 }

@@ -17,11 +17,7 @@ enum Edge {
 pub fn to_dot(graph: &Graph) -> String {
     let mut drawing = DiGraph::<String, Edge>::new();
     let item = drawing.add_node("$item".to_string());
-    let ids: Vec<_> = graph
-        .nodes
-        .iter()
-        .map(|n| drawing.add_node(n.name.clone()))
-        .collect();
+    let ids: Vec<_> = graph.nodes.iter().map(|n| drawing.add_node(n.name.clone())).collect();
     for (i, node) in graph.nodes.iter().enumerate() {
         for input in &node.inputs {
             let from = match &input.source {
@@ -39,24 +35,18 @@ pub fn to_dot(graph: &Graph) -> String {
         }
     }
     let edge_attributes =
-        |_: &DiGraph<String, Edge>, edge: petgraph::graph::EdgeReference<'_, Edge>| match edge
-            .weight()
-        {
+        |_: &DiGraph<String, Edge>, edge: petgraph::graph::EdgeReference<'_, Edge>| match edge.weight() {
             Edge::Input(field) => format!("label = {field:?}"),
             Edge::Call => "style = dashed, label = \"calls\"".to_string(),
         };
-    let node_attributes =
-        |_: &DiGraph<String, Edge>, (index, name): (petgraph::graph::NodeIndex, &String)| {
-            if index == item {
-                format!("label = {name:?}, shape = box, style = dashed")
-            } else {
-                let on_demand = graph.node(name).is_some_and(|n| n.on_demand);
-                format!(
-                    "label = {name:?}, shape = ellipse{}",
-                    if on_demand { ", style = dotted" } else { "" }
-                )
-            }
-        };
+    let node_attributes = |_: &DiGraph<String, Edge>, (index, name): (petgraph::graph::NodeIndex, &String)| {
+        if index == item {
+            format!("label = {name:?}, shape = box, style = dashed")
+        } else {
+            let on_demand = graph.node(name).is_some_and(|n| n.on_demand);
+            format!("label = {name:?}, shape = ellipse{}", if on_demand { ", style = dotted" } else { "" })
+        }
+    };
     let dot = Dot::with_attr_getters(
         &drawing,
         &[Config::EdgeNoLabel, Config::NodeNoLabel],

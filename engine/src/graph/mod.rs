@@ -41,12 +41,7 @@ pub struct NodeLimits {
 
 impl Default for NodeLimits {
     fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(300),
-            memory: 128 << 20,
-            max_output: 4 << 20,
-            retries: 0,
-        }
+        Self { timeout: Duration::from_secs(300), memory: 128 << 20, max_output: 4 << 20, retries: 0 }
     }
 }
 

@@ -40,11 +40,7 @@ pub struct GraphError {
 impl fmt::Display for GraphError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        write!(
-            f,
-            "{n} problem{} in graph file",
-            if n == 1 { "" } else { "s" }
-        )?;
+        write!(f, "{n} problem{} in graph file", if n == 1 { "" } else { "s" })?;
         for problem in &self.problems {
             write!(f, "\n  {problem}")?;
         }
@@ -63,11 +59,7 @@ pub struct Problems {
 impl Problems {
     /// Starts a collection for `file`, whose contents are `text`.
     pub fn new(file: &Path, text: &str) -> Self {
-        Self {
-            file: file.to_path_buf(),
-            text: text.to_string(),
-            found: Vec::new(),
-        }
+        Self { file: file.to_path_buf(), text: text.to_string(), found: Vec::new() }
     }
 
     /// The 1-based line of a byte offset into the file.
@@ -107,20 +99,14 @@ impl Problems {
             return Ok(());
         }
         self.found.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
-        Err(GraphError {
-            problems: self.found,
-        })
+        Err(GraphError { problems: self.found })
     }
 }
 
 /// The 1-based line of a byte offset into `text`.
 pub fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// Renders a TOML parse error as "line L, column C: message".
@@ -129,9 +115,7 @@ pub fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
     match error.span() {
         Some(span) => {
             let line = line_of(text, span.start);
-            let line_start = text[..span.start.min(text.len())]
-                .rfind('\n')
-                .map_or(0, |i| i + 1);
+            let line_start = text[..span.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
             let column = text[line_start..span.start.min(text.len())].chars().count() + 1;
             format!("line {line}, column {column}: {message}")
         }

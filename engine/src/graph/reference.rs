@@ -30,22 +30,15 @@ impl InputRef {
         let head = parts.next().unwrap_or_default();
         let path: Vec<String> = parts.map(str::to_string).collect();
         if head.is_empty() || path.iter().any(String::is_empty) {
-            return Err(format!(
-                "`{text}` is not a reference (expected `$item.FIELD`, `NODE` or `NODE.FIELD`)"
-            ));
+            return Err(format!("`{text}` is not a reference (expected `$item.FIELD`, `NODE` or `NODE.FIELD`)"));
         }
         if let Some(rest) = head.strip_prefix('$') {
             if rest != "item" {
-                return Err(format!(
-                    "`{text}`: unknown variable `${rest}` (only `$item` exists)"
-                ));
+                return Err(format!("`{text}`: unknown variable `${rest}` (only `$item` exists)"));
             }
             return Ok(InputRef::Item(path));
         }
-        Ok(InputRef::Node {
-            node: head.to_string(),
-            path,
-        })
+        Ok(InputRef::Node { node: head.to_string(), path })
     }
 
     /// Picks the referenced value out of a document; `None` when a field on
@@ -80,17 +73,11 @@ mod tests {
 
     #[test]
     fn parses_item_and_node_references() {
-        assert_eq!(
-            InputRef::parse("$item.user").unwrap(),
-            InputRef::Item(vec!["user".into()])
-        );
+        assert_eq!(InputRef::parse("$item.user").unwrap(), InputRef::Item(vec!["user".into()]));
         assert_eq!(InputRef::parse("$item").unwrap(), InputRef::Item(vec![]));
         assert_eq!(
             InputRef::parse("profile.summary").unwrap(),
-            InputRef::Node {
-                node: "profile".into(),
-                path: vec!["summary".into()]
-            }
+            InputRef::Node { node: "profile".into(), path: vec!["summary".into()] }
         );
     }
 
@@ -98,11 +85,7 @@ mod tests {
     fn rejects_malformed_references() {
         assert!(InputRef::parse("").is_err());
         assert!(InputRef::parse("a..b").is_err());
-        assert!(
-            InputRef::parse("$items.user")
-                .unwrap_err()
-                .contains("$items")
-        );
+        assert!(InputRef::parse("$items.user").unwrap_err().contains("$items"));
     }
 
     #[test]

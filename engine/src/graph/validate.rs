@@ -12,8 +12,7 @@ use crate::inference::ModelManifest;
 
 use super::spec::{GraphFile, LimitsRef, NodeSpec};
 use super::{
-    Graph, GraphError, ITEM_FIELDS, InputRef, ModelRef, Node, NodeInput, NodeLimits, Problems,
-    describe_toml_error,
+    Graph, GraphError, ITEM_FIELDS, InputRef, ModelRef, Node, NodeInput, NodeLimits, Problems, describe_toml_error,
 };
 
 impl Graph {
@@ -35,21 +34,12 @@ impl Graph {
         let file: GraphFile = match toml::from_str(text) {
             Ok(file) => file,
             Err(e) => {
-                problems.at_line(
-                    None,
-                    None,
-                    format!("invalid graph file: {}", describe_toml_error(text, &e)),
-                );
+                problems.at_line(None, None, format!("invalid graph file: {}", describe_toml_error(text, &e)));
                 return Err(problems.finish().unwrap_err());
             }
         };
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let graph = Validator {
-            problems: &mut problems,
-            base,
-            file: &file,
-        }
-        .run(path);
+        let graph = Validator { problems: &mut problems, base, file: &file }.run(path);
         problems.finish()?;
         Ok(graph)
     }
@@ -70,18 +60,10 @@ impl Validator<'_> {
         let defaults = self.limits(self.file.defaults.as_ref(), None, NodeLimits::default());
         let models = self.models();
         if self.file.nodes.is_empty() {
-            self.problems.at_line(
-                None,
-                None,
-                "the graph declares no nodes ([nodes.NAME] tables)",
-            );
+            self.problems.at_line(None, None, "the graph declares no nodes ([nodes.NAME] tables)");
         }
-        let mut nodes: Vec<Node> = self
-            .file
-            .nodes
-            .iter()
-            .map(|(name, spec)| self.node(name, spec, &defaults))
-            .collect();
+        let mut nodes: Vec<Node> =
+            self.file.nodes.iter().map(|(name, spec)| self.node(name, spec, &defaults)).collect();
         self.check_calls(&nodes);
         let dag = self.order(&mut nodes);
         Graph {
@@ -108,84 +90,45 @@ impl Validator<'_> {
                 self.problems.at(
                     start(&spec.get_ref().manifest),
                     None,
-                    format!(
-                        "model `{alias}`: manifest {} does not exist",
-                        path.display()
-                    ),
+                    format!("model `{alias}`: manifest {} does not exist", path.display()),
                 );
                 continue;
             }
             match ModelManifest::load(&path) {
                 Ok(manifest) => {
-                    models.insert(
-                        alias.clone(),
-                        ModelRef {
-                            alias: alias.clone(),
-                            path,
-                            line,
-                            manifest,
-                        },
-                    );
+                    models.insert(alias.clone(), ModelRef { alias: alias.clone(), path, line, manifest });
                 }
-                Err(e) => self.problems.at(
-                    start(&spec.get_ref().manifest),
-                    None,
-                    format!("model `{alias}`: {e}"),
-                ),
+                Err(e) => self.problems.at(start(&spec.get_ref().manifest), None, format!("model `{alias}`: {e}")),
             }
         }
         models
     }
 
-    fn limits(
-        &mut self,
-        spec: LimitsRef<'_>,
-        node: Option<&str>,
-        inherited: NodeLimits,
-    ) -> NodeLimits {
+    fn limits(&mut self, spec: LimitsRef<'_>, node: Option<&str>, inherited: NodeLimits) -> NodeLimits {
         let mut limits = inherited;
         if let Some(timeout) = spec.timeout {
             match humantime::parse_duration(timeout.get_ref()) {
                 Ok(d) if d > Duration::ZERO => limits.timeout = d,
-                Ok(_) => self
-                    .problems
-                    .at(start(timeout), node, "timeout must be longer than zero"),
-                Err(e) => self.problems.at(
-                    start(timeout),
-                    node,
-                    format!("timeout `{}`: {e}", timeout.get_ref()),
-                ),
+                Ok(_) => self.problems.at(start(timeout), node, "timeout must be longer than zero"),
+                Err(e) => self.problems.at(start(timeout), node, format!("timeout `{}`: {e}", timeout.get_ref())),
             }
         }
         if let Some(retries) = spec.retries {
             limits.retries = retries;
         }
-        for (field, spanned, slot) in [
-            ("memory", spec.memory, &mut limits.memory),
-            ("max_output", spec.max_output, &mut limits.max_output),
-        ] {
+        for (field, spanned, slot) in
+            [("memory", spec.memory, &mut limits.memory), ("max_output", spec.max_output, &mut limits.max_output)]
+        {
             if let Some(text) = spanned {
                 match text.get_ref().parse::<bytesize::ByteSize>() {
                     Ok(size) if size.as_u64() > 0 => *slot = size.as_u64(),
-                    Ok(_) => self.problems.at(
-                        start(text),
-                        node,
-                        format!("{field} must be larger than zero"),
-                    ),
-                    Err(e) => self.problems.at(
-                        start(text),
-                        node,
-                        format!("{field} `{}`: {e}", text.get_ref()),
-                    ),
+                    Ok(_) => self.problems.at(start(text), node, format!("{field} must be larger than zero")),
+                    Err(e) => self.problems.at(start(text), node, format!("{field} `{}`: {e}", text.get_ref())),
                 }
             }
         }
         if limits.memory > u64::from(u32::MAX) {
-            self.problems.at_line(
-                None,
-                node,
-                "memory may be at most 4GiB (32-bit linear memory)",
-            );
+            self.problems.at_line(None, node, "memory may be at most 4GiB (32-bit linear memory)");
         }
         limits
     }
@@ -196,32 +139,15 @@ impl Validator<'_> {
         let line = self.problems.line_of(spanned.span().start);
         let plugin = self.resolve(spec.plugin.get_ref());
         if !plugin.is_file() {
-            self.problems.at(
-                start(&spec.plugin),
-                at,
-                format!("plugin file {} does not exist", plugin.display()),
-            );
+            self.problems.at(start(&spec.plugin), at, format!("plugin file {} does not exist", plugin.display()));
         }
         let mut grants = Vec::new();
         for alias in spec.model.iter().chain(&spec.models) {
             if !self.file.models.contains_key(alias.get_ref()) {
-                let known = self
-                    .file
-                    .models
-                    .keys()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let known = if known.is_empty() {
-                    "none are declared".to_string()
-                } else {
-                    format!("declared: {known}")
-                };
-                self.problems.at(
-                    start(alias),
-                    at,
-                    format!("unknown model `{}` ({known})", alias.get_ref()),
-                );
+                let known = self.file.models.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+                let known =
+                    if known.is_empty() { "none are declared".to_string() } else { format!("declared: {known}") };
+                self.problems.at(start(alias), at, format!("unknown model `{}` ({known})", alias.get_ref()));
             }
             if !grants.contains(alias.get_ref()) {
                 grants.push(alias.get_ref().clone());
@@ -233,16 +159,9 @@ impl Validator<'_> {
                 Ok(source) => {
                     self.check_reference(name, &source, reference);
                     let line = self.problems.line_of(reference.span().start);
-                    inputs.push(NodeInput {
-                        field: field.clone(),
-                        source,
-                        line,
-                    });
+                    inputs.push(NodeInput { field: field.clone(), source, line });
                 }
-                Err(message) => {
-                    self.problems
-                        .at(start(reference), at, format!("input `{field}`: {message}"))
-                }
+                Err(message) => self.problems.at(start(reference), at, format!("input `{field}`: {message}")),
             }
         }
         if field_clash(&inputs, spec.config.is_some()) {
@@ -259,20 +178,13 @@ impl Validator<'_> {
                 "an on_demand node takes its input from its caller and may not declare inputs",
             );
         }
-        let config = spec
-            .config
-            .as_ref()
-            .map(|table| match serde_json::to_value(table) {
-                Ok(value) => value,
-                Err(e) => {
-                    self.problems.at(
-                        Some(spanned.span().start),
-                        at,
-                        format!("config cannot be expressed as JSON: {e}"),
-                    );
-                    serde_json::Value::Null
-                }
-            });
+        let config = spec.config.as_ref().map(|table| match serde_json::to_value(table) {
+            Ok(value) => value,
+            Err(e) => {
+                self.problems.at(Some(spanned.span().start), at, format!("config cannot be expressed as JSON: {e}"));
+                serde_json::Value::Null
+            }
+        });
         let limits = self.limits(spec.limits(), at, defaults.clone());
         Node {
             name: name.to_string(),
@@ -296,16 +208,27 @@ impl Validator<'_> {
                     self.problems.at(
                         start(reference),
                         at,
-                        format!("input `{}` names item field `{field}`, which does not exist (items have: {})", reference.get_ref(), ITEM_FIELDS.join(", ")),
+                        format!(
+                            "input `{}` names item field `{field}`, which does not exist (items have: {})",
+                            reference.get_ref(),
+                            ITEM_FIELDS.join(", ")
+                        ),
                     );
                 }
             }
             InputRef::Node { node: target, .. } => match self.file.nodes.get(target) {
-                None => self.problems.at(start(reference), at, format!("input `{}` names unknown node `{target}`", reference.get_ref())),
+                None => self.problems.at(
+                    start(reference),
+                    at,
+                    format!("input `{}` names unknown node `{target}`", reference.get_ref()),
+                ),
                 Some(spec) if spec.get_ref().on_demand => self.problems.at(
                     start(reference),
                     at,
-                    format!("input `{}` names `{target}`, an on_demand node that produces no output of its own", reference.get_ref()),
+                    format!(
+                        "input `{}` names `{target}`, an on_demand node that produces no output of its own",
+                        reference.get_ref()
+                    ),
                 ),
                 Some(_) => {}
             },
@@ -318,8 +241,7 @@ impl Validator<'_> {
             for call in &spec.get_ref().calls {
                 let target = call.get_ref();
                 if target == name {
-                    self.problems
-                        .at(start(call), Some(name), "a node may not call itself");
+                    self.problems.at(start(call), Some(name), "a node may not call itself");
                 } else if !self.file.nodes.contains_key(target) {
                     self.problems.at(
                         start(call),
@@ -331,21 +253,19 @@ impl Validator<'_> {
                 }
             }
         }
-        for node in nodes
-            .iter()
-            .filter(|n| n.on_demand && !callers.contains_key(n.name.as_str()))
-        {
-            self.problems.at_line(Some(node.line), Some(&node.name), "on_demand node is never called (no node lists it in `calls`), so it would never run");
+        for node in nodes.iter().filter(|n| n.on_demand && !callers.contains_key(n.name.as_str())) {
+            self.problems.at_line(
+                Some(node.line),
+                Some(&node.name),
+                "on_demand node is never called (no node lists it in `calls`), so it would never run",
+            );
         }
         let mut call_graph = DiGraph::<&str, ()>::new();
-        let ids: HashMap<&str, NodeIndex> = nodes
-            .iter()
-            .map(|n| (n.name.as_str(), call_graph.add_node(n.name.as_str())))
-            .collect();
+        let ids: HashMap<&str, NodeIndex> =
+            nodes.iter().map(|n| (n.name.as_str(), call_graph.add_node(n.name.as_str()))).collect();
         for node in nodes {
             for target in &node.calls {
-                if let (Some(&a), Some(&b)) =
-                    (ids.get(node.name.as_str()), ids.get(target.as_str()))
+                if let (Some(&a), Some(&b)) = (ids.get(node.name.as_str()), ids.get(target.as_str()))
                     && a != b
                 {
                     call_graph.add_edge(a, b, ());
@@ -355,11 +275,7 @@ impl Validator<'_> {
         for cycle in cycles(&call_graph) {
             let first = cycle[0].to_string();
             let line = nodes.iter().find(|n| n.name == first).map(|n| n.line);
-            self.problems.at_line(
-                line,
-                Some(&first),
-                format!("`calls` form a cycle: {}", cycle.join(" → ")),
-            );
+            self.problems.at_line(line, Some(&first), format!("`calls` form a cycle: {}", cycle.join(" → ")));
         }
     }
 
@@ -367,10 +283,8 @@ impl Validator<'_> {
     /// topologically (on_demand nodes last).
     fn order(&mut self, nodes: &mut Vec<Node>) -> DiGraph<usize, String> {
         let mut dag = DiGraph::<String, String>::new();
-        let ids: HashMap<String, NodeIndex> = nodes
-            .iter()
-            .map(|n| (n.name.clone(), dag.add_node(n.name.clone())))
-            .collect();
+        let ids: HashMap<String, NodeIndex> =
+            nodes.iter().map(|n| (n.name.clone(), dag.add_node(n.name.clone()))).collect();
         for node in nodes.iter() {
             for input in &node.inputs {
                 if let InputRef::Node { node: source, .. } = &input.source
@@ -387,25 +301,16 @@ impl Validator<'_> {
                 for cycle in cycles(&names) {
                     let first = cycle[0].to_string();
                     let line = nodes.iter().find(|n| n.name == first).map(|n| n.line);
-                    self.problems.at_line(
-                        line,
-                        Some(&first),
-                        format!("inputs form a cycle: {}", cycle.join(" → ")),
-                    );
+                    self.problems.at_line(line, Some(&first), format!("inputs form a cycle: {}", cycle.join(" → ")));
                 }
                 dag.node_indices().collect()
             }
         };
         let mut names: Vec<String> = order.iter().map(|&i| dag[i].clone()).collect();
         names.sort_by_key(|name| nodes.iter().any(|n| &n.name == name && n.on_demand));
-        let mut by_name: HashMap<String, Node> =
-            nodes.drain(..).map(|n| (n.name.clone(), n)).collect();
+        let mut by_name: HashMap<String, Node> = nodes.drain(..).map(|n| (n.name.clone(), n)).collect();
         nodes.extend(names.iter().filter_map(|name| by_name.remove(name)));
-        let position: HashMap<&str, usize> = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name.as_str(), i))
-            .collect();
+        let position: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
         let mut ordered = DiGraph::<usize, String>::new();
         let indices: Vec<NodeIndex> = (0..nodes.len()).map(|i| ordered.add_node(i)).collect();
         for edge in dag.edge_indices() {

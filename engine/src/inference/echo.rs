@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{
-    Backend, Completion, FinishReason, GenerateRequest, GenerateResponse, InferenceError, Role,
-    Sampling,
-};
+use super::{Backend, Completion, FinishReason, GenerateRequest, GenerateResponse, InferenceError, Role, Sampling};
 
 /// Options of the echo backend (the manifest's `[echo]` table).
 #[derive(Debug, Clone, Deserialize)]
@@ -27,10 +24,7 @@ pub struct EchoOptions {
 
 impl Default for EchoOptions {
     fn default() -> Self {
-        Self {
-            reply: "echo: {prompt}".into(),
-            delay: Duration::ZERO,
-        }
+        Self { reply: "echo: {prompt}".into(), delay: Duration::ZERO }
     }
 }
 
@@ -45,12 +39,7 @@ pub struct EchoBackend {
 impl EchoBackend {
     /// Creates an echo backend.
     pub fn new(name: String, sampling: Sampling, images: bool, options: EchoOptions) -> Self {
-        Self {
-            name,
-            sampling,
-            images,
-            options,
-        }
+        Self { name, sampling, images, options }
     }
 }
 
@@ -79,13 +68,8 @@ impl Backend for EchoBackend {
         if !self.options.delay.is_zero() {
             tokio::time::sleep(self.options.delay).await;
         }
-        let prompt = request
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.role == Role::User)
-            .map(|m| m.text.as_str())
-            .unwrap_or_default();
+        let prompt =
+            request.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.text.as_str()).unwrap_or_default();
         let images: usize = request.messages.iter().map(|m| m.images.len()).sum();
         let prompt_tokens = request.messages.iter().map(|m| count_tokens(&m.text)).sum();
         let max_tokens = request.sampling.max_tokens as usize;
@@ -103,17 +87,10 @@ impl Backend for EchoBackend {
                 } else {
                     (text, FinishReason::Stop)
                 };
-                Completion {
-                    completion_tokens: count_tokens(&text),
-                    text,
-                    finish_reason,
-                }
+                Completion { completion_tokens: count_tokens(&text), text, finish_reason }
             })
             .collect();
-        Ok(GenerateResponse {
-            completions,
-            prompt_tokens,
-        })
+        Ok(GenerateResponse { completions, prompt_tokens })
     }
 }
 
@@ -124,16 +101,8 @@ mod tests {
 
     fn request(text: &str, n: u32, max_tokens: u32) -> GenerateRequest {
         GenerateRequest {
-            messages: vec![ChatMessage {
-                role: Role::User,
-                text: text.into(),
-                images: vec![],
-            }],
-            sampling: Sampling {
-                n,
-                max_tokens,
-                ..Sampling::default()
-            },
+            messages: vec![ChatMessage { role: Role::User, text: text.into(), images: vec![] }],
+            sampling: Sampling { n, max_tokens, ..Sampling::default() },
         }
     }
 
@@ -143,35 +112,17 @@ mod tests {
             "e".into(),
             Sampling::default(),
             false,
-            EchoOptions {
-                reply: "{sample}: {prompt}".into(),
-                ..EchoOptions::default()
-            },
+            EchoOptions { reply: "{sample}: {prompt}".into(), ..EchoOptions::default() },
         );
-        let response = backend
-            .generate(request("hello there", 3, 100))
-            .await
-            .unwrap();
-        let texts: Vec<_> = response
-            .completions
-            .iter()
-            .map(|c| c.text.as_str())
-            .collect();
-        assert_eq!(
-            texts,
-            ["0: hello there", "1: hello there", "2: hello there"]
-        );
+        let response = backend.generate(request("hello there", 3, 100)).await.unwrap();
+        let texts: Vec<_> = response.completions.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts, ["0: hello there", "1: hello there", "2: hello there"]);
         assert_eq!(response.prompt_tokens, 2);
     }
 
     #[tokio::test]
     async fn truncates_at_max_tokens() {
-        let backend = EchoBackend::new(
-            "e".into(),
-            Sampling::default(),
-            false,
-            EchoOptions::default(),
-        );
+        let backend = EchoBackend::new("e".into(), Sampling::default(), false, EchoOptions::default());
         let response = backend.generate(request("a b c d e", 1, 3)).await.unwrap();
         assert_eq!(response.completions[0].text, "echo: a b");
         assert_eq!(response.completions[0].finish_reason, FinishReason::Length);
@@ -179,18 +130,8 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_an_empty_conversation() {
-        let backend = EchoBackend::new(
-            "e".into(),
-            Sampling::default(),
-            false,
-            EchoOptions::default(),
-        );
-        let err = backend
-            .generate(GenerateRequest {
-                messages: vec![],
-                sampling: Sampling::default(),
-            })
-            .await;
+        let backend = EchoBackend::new("e".into(), Sampling::default(), false, EchoOptions::default());
+        let err = backend.generate(GenerateRequest { messages: vec![], sampling: Sampling::default() }).await;
         assert!(matches!(err, Err(InferenceError::InvalidRequest(_))));
     }
 }

@@ -1,13 +1,31 @@
-//! Model manifests (`models/*.toml`): which backend serves a model, with
-//! what defaults. A graph's `[models.ALIAS]` entry points at one.
+//! Model manifests (`models/*.toml`): which backend serves a model, from
+//! where, with what defaults. A graph's `[models.ALIAS]` entry points at one.
+//!
+//! ```toml
+//! name = "qwen2.5-vl-7b"
+//! backend = "mistralrs"        # echo | mistralrs | openai
+//! images = true                # accepts video frames
+//!
+//! [mistralrs]
+//! source = { dir = "qwen2.5-vl-7b-instruct" }   # or { gguf = "x.gguf" } or { hub = "Qwen/…" }
+//! architecture = "qwen2.5-vl"  # qwen2.5-vl | llama | qwen2 | mistral
+//! dtype = "auto"               # auto | f32 | bf16 | f16
+//! device = "cuda"              # cpu | cuda
+//! isq = "q4k"                  # optional in-situ quantization
+//!
+//! [sampling]                   # defaults for agents that ask for none
+//! temperature = 0.0
+//! max_tokens = 512
+//! ```
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::echo::{EchoBackend, EchoOptions};
-use super::{Backend, Sampling};
+use super::Sampling;
+use super::echo::EchoOptions;
+use super::mistralrs::MistralRsOptions;
+use super::openai::OpenAiOptions;
 
 /// Which backend serves a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -16,6 +34,10 @@ pub enum BackendKind {
     /// Deterministic replies computed from the prompt; for orchestration
     /// tests and dry runs, not for predictions.
     Echo,
+    /// A local model run by mistral.rs (CPU or CUDA).
+    Mistralrs,
+    /// A remote OpenAI-compatible chat endpoint.
+    Openai,
 }
 
 /// A parsed model manifest.
@@ -29,12 +51,24 @@ pub struct ModelManifest {
     /// Whether it accepts frames.
     #[serde(default)]
     pub images: bool,
+    /// Longest prompt in tokens; longer prompts are refused (default: the model's own limit).
+    #[serde(default)]
+    pub context: Option<usize>,
     /// Sampling used when an agent asks for none.
     #[serde(default)]
     pub sampling: Sampling,
     /// Options of the `echo` backend.
     #[serde(default)]
     pub echo: Option<EchoOptions>,
+    /// Options of the `mistralrs` backend.
+    #[serde(default)]
+    pub mistralrs: Option<MistralRsOptions>,
+    /// Options of the `openai` backend.
+    #[serde(default)]
+    pub openai: Option<OpenAiOptions>,
+    /// The manifest file (set on load).
+    #[serde(skip)]
+    pub path: PathBuf,
 }
 
 /// A manifest that cannot be used.
@@ -48,55 +82,59 @@ pub enum ManifestError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The file is not a valid manifest.
+    /// The file is not a valid manifest, or the model it names cannot be used.
     #[error("model manifest {path}: {message}")]
     Invalid {
         /// The manifest file.
         path: PathBuf,
-        /// What is wrong, with line and column.
+        /// What is wrong, with line and column where known.
         message: String,
     },
+}
+
+impl ManifestError {
+    /// An `Invalid` error for `manifest`.
+    pub fn invalid(manifest: &ModelManifest, message: impl std::fmt::Display) -> Self {
+        Self::Invalid { path: manifest.path.clone(), message: message.to_string() }
+    }
 }
 
 impl ModelManifest {
     /// Reads and validates a manifest file.
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
         Self::parse(path, &text)
     }
 
-    /// Parses manifest text; `path` is only used in errors.
+    /// Parses manifest text; relative paths in it resolve against `path`'s directory.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ManifestError> {
-        let invalid = |message: String| ManifestError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        };
-        let manifest: ModelManifest = toml::from_str(text)
-            .map_err(|e| invalid(crate::graph::describe_toml_error(text, &e)))?;
+        let invalid = |message: String| ManifestError::Invalid { path: path.to_path_buf(), message };
+        let mut manifest: ModelManifest =
+            toml::from_str(text).map_err(|e| invalid(crate::graph::describe_toml_error(text, &e)))?;
+        manifest.path = path.to_path_buf();
         if manifest.sampling.n == 0 {
             return Err(invalid("sampling.n must be at least 1".into()));
         }
-        if manifest.backend != BackendKind::Echo && manifest.echo.is_some() {
-            return Err(invalid(
-                "an [echo] table only applies to backend = \"echo\"".into(),
-            ));
+        let tables = [
+            (BackendKind::Echo, "echo", manifest.echo.is_some()),
+            (BackendKind::Mistralrs, "mistralrs", manifest.mistralrs.is_some()),
+            (BackendKind::Openai, "openai", manifest.openai.is_some()),
+        ];
+        for (kind, table, present) in tables {
+            if present && manifest.backend != kind {
+                return Err(invalid(format!("a [{table}] table only applies to backend = \"{table}\"")));
+            }
+            if !present && manifest.backend == kind && kind != BackendKind::Echo {
+                return Err(invalid(format!("backend = \"{table}\" needs a [{table}] table")));
+            }
         }
         Ok(manifest)
     }
-}
 
-/// Starts the backend a manifest names.
-pub fn start_backend(manifest: &ModelManifest) -> Result<Arc<dyn Backend>, ManifestError> {
-    match manifest.backend {
-        BackendKind::Echo => Ok(Arc::new(EchoBackend::new(
-            manifest.name.clone(),
-            manifest.sampling.clone(),
-            manifest.images,
-            manifest.echo.clone().unwrap_or_default(),
-        ))),
+    /// A path from the manifest, resolved against the manifest's directory.
+    pub fn resolve(&self, relative: &Path) -> PathBuf {
+        self.path.parent().unwrap_or(Path::new(".")).join(relative)
     }
 }
 
@@ -106,11 +144,8 @@ mod tests {
 
     #[test]
     fn unknown_field_is_reported_with_its_line() {
-        let err = ModelManifest::parse(
-            Path::new("m.toml"),
-            "name = \"x\"\nbackend = \"echo\"\ncolour = 1\n",
-        )
-        .unwrap_err();
+        let err =
+            ModelManifest::parse(Path::new("m.toml"), "name = \"x\"\nbackend = \"echo\"\ncolour = 1\n").unwrap_err();
         let text = err.to_string();
         assert!(text.contains("m.toml"), "{text}");
         assert!(text.contains("line 3"), "{text}");
@@ -119,18 +154,37 @@ mod tests {
 
     #[test]
     fn unknown_backend_is_refused() {
-        let err = ModelManifest::parse(Path::new("m.toml"), "name = \"x\"\nbackend = \"gpt\"\n")
-            .unwrap_err();
+        let err = ModelManifest::parse(Path::new("m.toml"), "name = \"x\"\nbackend = \"gpt\"\n").unwrap_err();
         assert!(err.to_string().contains("gpt"), "{err}");
     }
 
     #[test]
     fn zero_samples_is_refused() {
-        let err = ModelManifest::parse(
+        let err = ModelManifest::parse(Path::new("m.toml"), "name = \"x\"\nbackend = \"echo\"\n[sampling]\nn = 0\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("sampling.n"), "{err}");
+    }
+
+    #[test]
+    fn a_backend_needs_its_table_and_only_its_table() {
+        let missing = ModelManifest::parse(Path::new("m.toml"), "name = \"x\"\nbackend = \"mistralrs\"\n").unwrap_err();
+        assert!(missing.to_string().contains("needs a [mistralrs] table"), "{missing}");
+        let wrong = ModelManifest::parse(
             Path::new("m.toml"),
-            "name = \"x\"\nbackend = \"echo\"\n[sampling]\nn = 0\n",
+            "name = \"x\"\nbackend = \"echo\"\n[openai]\nendpoints = [\"http://x\"]\nmodel = \"m\"\n",
         )
         .unwrap_err();
-        assert!(err.to_string().contains("sampling.n"), "{err}");
+        assert!(wrong.to_string().contains("[openai] table only applies"), "{wrong}");
+    }
+
+    #[test]
+    fn the_shipped_manifests_parse() {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+        for entry in std::fs::read_dir(&models).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                ModelManifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
     }
 }

@@ -6,13 +6,21 @@
 //! node's model alias and the frames an agent names, then calls
 //! [`Backend::generate`].
 
-mod echo;
+mod cache;
+pub mod echo;
+mod frames;
 mod manifest;
+pub mod mistralrs;
+pub mod openai;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
+pub use cache::{CacheStats, CachedBackend};
 pub use echo::EchoBackend;
-pub use manifest::{BackendKind, ManifestError, ModelManifest, start_backend};
+pub use manifest::{BackendKind, ManifestError, ModelManifest};
+pub use mistralrs::MistralRsBackend;
+pub use openai::OpenAiBackend;
 
 /// Who speaks a chat message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -70,15 +78,7 @@ pub struct Sampling {
 
 impl Default for Sampling {
     fn default() -> Self {
-        Self {
-            temperature: 0.0,
-            top_p: 1.0,
-            top_k: 0,
-            max_tokens: 256,
-            n: 1,
-            seed: None,
-            stop: Vec::new(),
-        }
+        Self { temperature: 0.0, top_p: 1.0, top_k: 0, max_tokens: 256, n: 1, seed: None, stop: Vec::new() }
     }
 }
 
@@ -92,7 +92,7 @@ pub struct GenerateRequest {
 }
 
 /// Why a completion ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FinishReason {
     /// End of sequence or stop string.
@@ -102,7 +102,7 @@ pub enum FinishReason {
 }
 
 /// One completion.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Completion {
     /// Generated text.
     pub text: String,
@@ -144,4 +144,18 @@ pub trait Backend: Send + Sync {
     fn takes_images(&self) -> bool;
     /// Serves one request.
     async fn generate(&self, request: GenerateRequest) -> Result<GenerateResponse, InferenceError>;
+}
+
+/// Starts the backend a manifest names (loading a local model may take a while).
+pub async fn start_backend(manifest: &ModelManifest) -> Result<Arc<dyn Backend>, ManifestError> {
+    Ok(match manifest.backend {
+        BackendKind::Echo => Arc::new(EchoBackend::new(
+            manifest.name.clone(),
+            manifest.sampling.clone(),
+            manifest.images,
+            manifest.echo.clone().unwrap_or_default(),
+        )),
+        BackendKind::Mistralrs => Arc::new(MistralRsBackend::load(manifest).await?),
+        BackendKind::Openai => Arc::new(OpenAiBackend::new(manifest)?),
+    })
 }

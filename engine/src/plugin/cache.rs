@@ -38,9 +38,7 @@ impl CompileCache {
 
     /// The default location: `$ENF_CACHE_DIR`, else the user's cache directory + `enf`.
     pub fn default_dir() -> Option<PathBuf> {
-        std::env::var_os("ENF_CACHE_DIR")
-            .map(PathBuf::from)
-            .or_else(|| dirs::cache_dir().map(|d| d.join("enf")))
+        std::env::var_os("ENF_CACHE_DIR").map(PathBuf::from).or_else(|| dirs::cache_dir().map(|d| d.join("enf")))
     }
 
     fn entry(&self, engine: &Engine, bytes: &[u8]) -> Option<PathBuf> {
@@ -48,18 +46,11 @@ impl CompileCache {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let digest = hex::encode(Sha256::digest(bytes));
-        Some(
-            dir.join("components")
-                .join(format!("{digest}-{:016x}.cwasm", hasher.finish())),
-        )
+        Some(dir.join("components").join(format!("{digest}-{:016x}.cwasm", hasher.finish())))
     }
 
     /// Returns the compiled component for `bytes`, from the cache when possible.
-    pub fn get_or_compile(
-        &self,
-        engine: &Engine,
-        bytes: &[u8],
-    ) -> wasmtime::Result<(Component, CacheOutcome)> {
+    pub fn get_or_compile(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
         let entry = self.entry(engine, bytes);
         if let Some(path) = entry.as_deref().filter(|p| p.is_file()) {
             // SAFETY: the cache directory holds only artifacts this host

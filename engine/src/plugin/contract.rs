@@ -14,8 +14,7 @@ pub const AGENT_EXPORT: &str = "enf:agent/agent";
 
 /// Human-readable range of accepted contract versions.
 pub fn supported_versions() -> String {
-    let version =
-        semver::Version::parse(CONTRACT_VERSION).expect("CONTRACT_VERSION is valid semver");
+    let version = semver::Version::parse(CONTRACT_VERSION).expect("CONTRACT_VERSION is valid semver");
     if version.major == 0 {
         format!("enf:agent@0.{}.x", version.minor)
     } else {
@@ -37,9 +36,7 @@ pub enum ContractError {
     #[error("is not a WebAssembly file")]
     NotWasm,
     /// A core module rather than a component.
-    #[error(
-        "is a core WebAssembly module, not a component (build it with `--target wasm32-wasip2`)"
-    )]
+    #[error("is a core WebAssembly module, not a component (build it with `--target wasm32-wasip2`)")]
     CoreModule,
     /// A component that does not export the agent interface.
     #[error("does not implement the agent world: it exports [{exports}], but an agent exports {AGENT_EXPORT}@… ({supported})", supported = supported_versions())]
@@ -69,24 +66,16 @@ pub fn check_binary(bytes: &[u8]) -> Result<(), ContractError> {
 
 /// Checks that a compiled component exports a compatible agent interface.
 pub fn check_exports(engine: &Engine, component: &Component) -> Result<(), ContractError> {
-    let exports: Vec<String> = component
-        .component_type()
-        .exports(engine)
-        .map(|(name, _)| name.to_string())
-        .collect();
+    let exports: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
     let agent = exports.iter().find_map(|name| {
         let (interface, version) = name.split_once('@')?;
         (interface == AGENT_EXPORT).then_some(version)
     });
     match agent {
-        None => Err(ContractError::NotAnAgent {
-            exports: exports.join(", "),
-        }),
+        None => Err(ContractError::NotAnAgent { exports: exports.join(", ") }),
         Some(version) => match semver::Version::parse(version) {
             Ok(parsed) if is_compatible(&parsed) => Ok(()),
-            _ => Err(ContractError::IncompatibleVersion {
-                found: version.to_string(),
-            }),
+            _ => Err(ContractError::IncompatibleVersion { found: version.to_string() }),
         },
     }
 }
@@ -106,22 +95,13 @@ mod tests {
     #[test]
     fn classifies_non_components() {
         assert_eq!(check_binary(b"hello world"), Err(ContractError::NotWasm));
-        assert_eq!(
-            check_binary(b"\0asm\x01\0\0\0"),
-            Err(ContractError::CoreModule)
-        );
+        assert_eq!(check_binary(b"\0asm\x01\0\0\0"), Err(ContractError::CoreModule));
         assert_eq!(check_binary(b"\0asm\x0d\0\x01\0"), Ok(()));
     }
 
     #[test]
     fn version_error_names_both_versions() {
-        let text = ContractError::IncompatibleVersion {
-            found: "9.0.0".into(),
-        }
-        .to_string();
-        assert!(
-            text.contains("enf:agent@9.0.0") && text.contains("enf:agent@0.1.x"),
-            "{text}"
-        );
+        let text = ContractError::IncompatibleVersion { found: "9.0.0".into() }.to_string();
+        assert!(text.contains("enf:agent@9.0.0") && text.contains("enf:agent@0.1.x"), "{text}");
     }
 }

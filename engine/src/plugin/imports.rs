@@ -4,9 +4,7 @@
 
 use super::bindings::{host, inference};
 use super::sandbox::CallState;
-use super::services::{
-    AgentCallError, AgentInferenceError, AgentMessage, AgentRequest, FrameRef, LogLevel,
-};
+use super::services::{AgentCallError, AgentInferenceError, AgentMessage, AgentRequest, FrameRef, LogLevel};
 use crate::inference::{FinishReason, Role, Sampling};
 
 /// Longest log line kept; longer lines are cut.
@@ -41,14 +39,7 @@ fn request(request: inference::GenerateRequest) -> AgentRequest {
             .map(|m| AgentMessage {
                 role: role(m.role),
                 text: m.text,
-                images: m
-                    .images
-                    .into_iter()
-                    .map(|i| FrameRef {
-                        video_id: i.video_id,
-                        frame: i.frame,
-                    })
-                    .collect(),
+                images: m.images.into_iter().map(|i| FrameRef { video_id: i.video_id, frame: i.frame }).collect(),
             })
             .collect(),
         sampling: request.sampling.map(sampling),
@@ -79,12 +70,8 @@ impl inference::Host for CallState {
                 prompt_tokens: answer.response.prompt_tokens,
                 model: answer.model,
             }),
-            Err(AgentInferenceError::UnknownModel(m)) => {
-                Err(inference::InferenceError::UnknownModel(m))
-            }
-            Err(AgentInferenceError::InvalidRequest(m)) => {
-                Err(inference::InferenceError::InvalidRequest(m))
-            }
+            Err(AgentInferenceError::UnknownModel(m)) => Err(inference::InferenceError::UnknownModel(m)),
+            Err(AgentInferenceError::InvalidRequest(m)) => Err(inference::InferenceError::InvalidRequest(m)),
             Err(AgentInferenceError::Backend(m)) => Err(inference::InferenceError::Backend(m)),
         })
     }
@@ -104,10 +91,7 @@ impl host::Host for CallState {
             host::Level::Error => LogLevel::Error,
         };
         if self.log_budget == 0 {
-            self.services.log(
-                LogLevel::Warn,
-                "log budget of this call used up; further lines are dropped",
-            );
+            self.services.log(LogLevel::Warn, "log budget of this call used up; further lines are dropped");
             return Ok(());
         }
         let mut line = message;
@@ -123,11 +107,7 @@ impl host::Host for CallState {
         Ok(())
     }
 
-    async fn call_agent(
-        &mut self,
-        node: String,
-        input: String,
-    ) -> wasmtime::Result<Result<String, host::CallError>> {
+    async fn call_agent(&mut self, node: String, input: String) -> wasmtime::Result<Result<String, host::CallError>> {
         let services = self.services.clone();
         Ok(services.call_agent(node, input).await.map_err(|e| match e {
             AgentCallError::NotAllowed(m) => host::CallError::NotAllowed(m),

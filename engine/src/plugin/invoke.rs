@@ -51,12 +51,7 @@ impl PluginHost {
     fn store(&self, services: Arc<dyn HostServices>, limits: &NodeLimits) -> Store<CallState> {
         let mut store = Store::new(&self.engine, CallState::new(services, limits.memory));
         store.limiter(|state| &mut state.memory);
-        let ticks = limits
-            .timeout
-            .as_millis()
-            .div_ceil(EPOCH_TICK.as_millis())
-            .max(1)
-            + 1;
+        let ticks = limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) + 1;
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store.epoch_deadline_trap();
         store
@@ -82,10 +77,7 @@ impl PluginHost {
             Ok(Err(error)) => Err(classify(error, &store, limits)),
             Ok(Ok(Err(message))) => Err(PluginFailure::Agent(message)),
             Ok(Ok(Ok(output))) if output.len() as u64 > limits.max_output => {
-                Err(PluginFailure::OutputTooLarge {
-                    size: output.len() as u64,
-                    limit: limits.max_output,
-                })
+                Err(PluginFailure::OutputTooLarge { size: output.len() as u64, limit: limits.max_output })
             }
             Ok(Ok(Ok(output))) => Ok(output),
         }
@@ -93,11 +85,7 @@ impl PluginHost {
 
     /// Asks the agent to describe itself (imports refused, short deadline).
     pub async fn describe(&self, plugin: &LoadedPlugin) -> Result<Descriptor, PluginFailure> {
-        let limits = NodeLimits {
-            timeout: DESCRIBE_TIMEOUT,
-            memory: 64 << 20,
-            ..NodeLimits::default()
-        };
+        let limits = NodeLimits { timeout: DESCRIBE_TIMEOUT, memory: 64 << 20, ..NodeLimits::default() };
         let mut store = self.store(Arc::new(NoServices), &limits);
         let call = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
@@ -112,11 +100,7 @@ impl PluginHost {
 }
 
 /// Turns a wasmtime error of a call into the failure it stands for.
-fn classify(
-    error: wasmtime::Error,
-    store: &Store<CallState>,
-    limits: &NodeLimits,
-) -> PluginFailure {
+fn classify(error: wasmtime::Error, store: &Store<CallState>, limits: &NodeLimits) -> PluginFailure {
     let state = store.data();
     if state.memory.was_hit() {
         return PluginFailure::MemoryLimit(limits.memory);
@@ -132,16 +116,14 @@ fn classify(
         String::new()
     } else {
         let start = stderr.len().saturating_sub(STDERR_QUOTE);
-        let start = (start..stderr.len())
-            .find(|&i| stderr.is_char_boundary(i))
-            .unwrap_or(stderr.len());
+        let start = (start..stderr.len()).find(|&i| stderr.is_char_boundary(i)).unwrap_or(stderr.len());
         format!(" — agent stderr: {}", &stderr[start..])
     };
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => PluginFailure::Timeout(limits.timeout),
-        Some(Trap::UnreachableCodeReached) => PluginFailure::Trap(format!(
-            "the agent panicked or aborted (wasm `unreachable`){quoted}"
-        )),
+        Some(Trap::UnreachableCodeReached) => {
+            PluginFailure::Trap(format!("the agent panicked or aborted (wasm `unreachable`){quoted}"))
+        }
         Some(Trap::StackOverflow) => PluginFailure::Trap(format!("stack overflow{quoted}")),
         Some(trap) => PluginFailure::Trap(format!("{trap}{quoted}")),
         None => PluginFailure::Host(format!("{error:#}{quoted}")),

@@ -55,11 +55,7 @@ pub struct HostConfig {
 
 impl Default for HostConfig {
     fn default() -> Self {
-        Self {
-            cache_dir: CompileCache::default_dir(),
-            instance_slots: 128,
-            max_memory: 4 << 30,
-        }
+        Self { cache_dir: CompileCache::default_dir(), instance_slots: 128, max_memory: 4 << 30 }
     }
 }
 
@@ -111,10 +107,7 @@ pub struct LoadedPlugin {
 
 impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedPlugin")
-            .field("path", &self.path)
-            .field("name", &self.descriptor.name)
-            .finish()
+        f.debug_struct("LoadedPlugin").field("path", &self.path).field("name", &self.descriptor.name).finish()
     }
 }
 
@@ -142,16 +135,11 @@ impl PluginHost {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&wasm).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
             .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         start_epoch_ticker(&engine);
-        Ok(Self {
-            engine,
-            linker,
-            cache: CompileCache::new(config.cache_dir.clone()),
-        })
+        Ok(Self { engine, linker, cache: CompileCache::new(config.cache_dir.clone()) })
     }
 
     /// The wasmtime engine (shared by every plugin of this host).
@@ -162,30 +150,15 @@ impl PluginHost {
     /// Loads, checks and describes the agent at `path`.
     pub async fn load(&self, path: &Path) -> Result<LoadedPlugin, PluginError> {
         let started = Instant::now();
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let contract = |source| PluginError::Contract {
-            path: path.to_path_buf(),
-            source,
-        };
-        let load = |message: String| PluginError::Load {
-            path: path.to_path_buf(),
-            message,
-        };
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_path_buf(), source })?;
+        let contract = |source| PluginError::Contract { path: path.to_path_buf(), source };
+        let load = |message: String| PluginError::Load { path: path.to_path_buf(), message };
         contract::check_binary(&bytes).map_err(contract)?;
-        let (component, cache) = self
-            .cache
-            .get_or_compile(&self.engine, &bytes)
-            .map_err(|e| load(format!("cannot compile: {e:#}")))?;
+        let (component, cache) =
+            self.cache.get_or_compile(&self.engine, &bytes).map_err(|e| load(format!("cannot compile: {e:#}")))?;
         contract::check_exports(&self.engine, &component).map_err(contract)?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| load(format!("cannot link: {e:#}")))?;
-        let pre = PluginPre::new(instance_pre)
-            .map_err(|e| load(format!("does not match the agent world: {e:#}")))?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| load(format!("cannot link: {e:#}")))?;
+        let pre = PluginPre::new(instance_pre).map_err(|e| load(format!("does not match the agent world: {e:#}")))?;
         let mut plugin = LoadedPlugin {
             path: path.to_path_buf(),
             digest: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
@@ -199,10 +172,7 @@ impl PluginHost {
             cache,
             pre,
         };
-        plugin.descriptor = self
-            .describe(&plugin)
-            .await
-            .map_err(|e| load(format!("describe failed: {e}")))?;
+        plugin.descriptor = self.describe(&plugin).await.map_err(|e| load(format!("describe failed: {e}")))?;
         tracing::debug!(path = %path.display(), ?cache, elapsed = ?started.elapsed(), "plugin loaded");
         Ok(plugin)
     }

@@ -104,15 +104,11 @@ pub struct NoServices;
 #[async_trait::async_trait]
 impl HostServices for NoServices {
     async fn generate(&self, _request: AgentRequest) -> Result<AgentResponse, AgentInferenceError> {
-        Err(AgentInferenceError::InvalidRequest(
-            "no inference while describing".into(),
-        ))
+        Err(AgentInferenceError::InvalidRequest("no inference while describing".into()))
     }
 
     async fn call_agent(&self, node: String, _input: String) -> Result<String, AgentCallError> {
-        Err(AgentCallError::NotAllowed(format!(
-            "no calls while describing (asked for `{node}`)"
-        )))
+        Err(AgentCallError::NotAllowed(format!("no calls while describing (asked for `{node}`)")))
     }
 
     fn log(&self, _level: LogLevel, _message: &str) {}

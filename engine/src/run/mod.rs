@@ -63,17 +63,10 @@ pub struct RunSummary {
 }
 
 /// Runs `items` through the pipeline, appending to `options.out`.
-pub async fn run(
-    context: RunContext,
-    items: Vec<Item>,
-    options: &RunOptions,
-) -> Result<RunSummary, OutputError> {
+pub async fn run(context: RunContext, items: Vec<Item>, options: &RunOptions) -> Result<RunSummary, OutputError> {
     let started = Instant::now();
     let mut out = PredictionsFile::open(&options.out)?;
-    let mut summary = RunSummary {
-        items: items.len(),
-        ..RunSummary::default()
-    };
+    let mut summary = RunSummary { items: items.len(), ..RunSummary::default() };
     let todo: Vec<Arc<Item>> = items
         .into_iter()
         .filter(|item| {
@@ -97,34 +90,28 @@ pub async fn run(
     let mut finished = futures::stream::iter(todo)
         .map(|item| {
             let context = context.clone();
-            let fallback = (
-                item.item_id.clone(),
-                item.user_id.clone(),
-                item.video_id.clone(),
-            );
+            let fallback = (item.item_id.clone(), item.user_id.clone(), item.video_id.clone());
             async move {
-                tokio::spawn(run_item(context, item))
-                    .await
-                    .unwrap_or_else(|e| ItemRecord {
-                        item_id: fallback.0,
-                        user_id: fallback.1,
-                        video_id: fallback.2,
-                        ok: false,
-                        ms: 0.0,
-                        nodes: BTreeMap::from([(
-                            "$host".to_string(),
-                            NodeRecord {
-                                ok: false,
-                                output: None,
-                                error: Some(format!("internal error in the host: {e}")),
-                                start_ms: 0.0,
-                                ms: 0.0,
-                                attempts: 0,
-                                usage: Usage::default(),
-                                calls: Vec::new(),
-                            },
-                        )]),
-                    })
+                tokio::spawn(run_item(context, item)).await.unwrap_or_else(|e| ItemRecord {
+                    item_id: fallback.0,
+                    user_id: fallback.1,
+                    video_id: fallback.2,
+                    ok: false,
+                    ms: 0.0,
+                    nodes: BTreeMap::from([(
+                        "$host".to_string(),
+                        NodeRecord {
+                            ok: false,
+                            output: None,
+                            error: Some(format!("internal error in the host: {e}")),
+                            start_ms: 0.0,
+                            ms: 0.0,
+                            attempts: 0,
+                            usage: Usage::default(),
+                            calls: Vec::new(),
+                        },
+                    )]),
+                })
             }
         })
         .buffer_unordered(options.concurrency.max(1));

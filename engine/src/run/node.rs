@@ -64,10 +64,7 @@ pub fn invoke_node(
                 usage: Mutex::new(Usage::default()),
                 calls: Mutex::new(Vec::new()),
             });
-            let result = pipeline
-                .host
-                .run(plugin, services.clone(), &node.limits, &input)
-                .await;
+            let result = pipeline.host.run(plugin, services.clone(), &node.limits, &input).await;
             if let Ok(attempt_usage) = services.usage.lock() {
                 usage.add(&attempt_usage);
             }
@@ -77,21 +74,12 @@ pub fn invoke_node(
                 }
                 calls.append(&mut attempt_calls);
             }
-            let output = result
-                .map_err(|failure| format!("plugin {failure}"))
-                .and_then(|text| {
-                    serde_json::from_str::<Value>(&text)
-                        .map_err(|e| format!("plugin output is not JSON: {e}"))
-                });
+            let output = result.map_err(|failure| format!("plugin {failure}")).and_then(|text| {
+                serde_json::from_str::<Value>(&text).map_err(|e| format!("plugin output is not JSON: {e}"))
+            });
             match output {
                 Ok(value) => {
-                    return NodeOutcome {
-                        output: Ok(value),
-                        ms: elapsed_ms(started),
-                        attempts,
-                        usage,
-                        calls,
-                    };
+                    return NodeOutcome { output: Ok(value), ms: elapsed_ms(started), attempts, usage, calls };
                 }
                 Err(error) => {
                     tracing::warn!(item = %item_id, node = %node.name, attempt = attempts, "{error}");
@@ -102,13 +90,7 @@ pub fn invoke_node(
         if attempts > 1 {
             last_error = format!("{last_error} (after {attempts} attempts)");
         }
-        NodeOutcome {
-            output: Err(last_error),
-            ms: elapsed_ms(started),
-            attempts,
-            usage,
-            calls,
-        }
+        NodeOutcome { output: Err(last_error), ms: elapsed_ms(started), attempts, usage, calls }
     })
 }
 

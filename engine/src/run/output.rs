@@ -50,19 +50,11 @@ struct IdOnly {
 impl PredictionsFile {
     /// Opens (or creates) `path` for appending, recovering from a torn last line.
     pub fn open(path: &Path) -> Result<Self, OutputError> {
-        let io = |source| OutputError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| OutputError::Io { path: path.to_path_buf(), source };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(io)?;
+        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
         let bytes = std::fs::read(path).map_err(io)?;
         let mut done = HashSet::new();
         let mut good_end = 0usize;
@@ -99,11 +91,7 @@ impl PredictionsFile {
             file.set_len(good_end as u64).map_err(io)?;
             file.seek(SeekFrom::End(0)).map_err(io)?;
         }
-        Ok(Self {
-            path: path.to_path_buf(),
-            file,
-            done,
-        })
+        Ok(Self { path: path.to_path_buf(), file, done })
     }
 
     /// Ids of the items already in the file.
@@ -113,18 +101,13 @@ impl PredictionsFile {
 
     /// Appends one record as one line and flushes it to the OS.
     pub fn append(&mut self, record: &ItemRecord) -> Result<(), OutputError> {
-        let mut line = serde_json::to_vec(record).map_err(|e| OutputError::Io {
-            path: self.path.clone(),
-            source: e.into(),
-        })?;
+        let mut line =
+            serde_json::to_vec(record).map_err(|e| OutputError::Io { path: self.path.clone(), source: e.into() })?;
         line.push(b'\n');
         self.file
             .write_all(&line)
             .and_then(|_| self.file.flush())
-            .map_err(|source| OutputError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+            .map_err(|source| OutputError::Io { path: self.path.clone(), source })?;
         self.done.insert(record.item_id.clone());
         Ok(())
     }
@@ -163,10 +146,7 @@ mod tests {
         assert!(out.done().contains("a") && out.done().contains("b"));
         out.append(&record("c")).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        let ids: Vec<String> = text
-            .lines()
-            .map(|l| serde_json::from_str::<IdOnly>(l).unwrap().item_id)
-            .collect();
+        let ids: Vec<String> = text.lines().map(|l| serde_json::from_str::<IdOnly>(l).unwrap().item_id).collect();
         assert_eq!(ids, ["a", "b", "c"]);
     }
 
@@ -174,11 +154,7 @@ mod tests {
     fn refuses_a_corrupt_middle_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.jsonl");
-        std::fs::write(
-            &path,
-            "{\"item_id\":\"a\"}\nnot json\n{\"item_id\":\"b\"}\n",
-        )
-        .unwrap();
+        std::fs::write(&path, "{\"item_id\":\"a\"}\nnot json\n{\"item_id\":\"b\"}\n").unwrap();
         let err = PredictionsFile::open(&path).err().unwrap();
         assert!(err.to_string().contains("out.jsonl:2"), "{err}");
     }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::graph::{Graph, GraphError, GraphProblem, InputRef};
-use crate::inference::{Backend, start_backend};
+use crate::inference::{Backend, CacheStats, CachedBackend, start_backend};
 use crate::plugin::{CacheOutcome, HostConfig, LoadedPlugin, PluginHost};
 
 /// Deepest chain of on-demand calls (A calls B calls C …).
@@ -23,14 +23,13 @@ pub struct PipelineOptions {
     pub cache_dir: Option<PathBuf>,
     /// Items that will be in flight at once (sizes the instance pool).
     pub concurrency: usize,
+    /// Directory of the inference cache; `None` disables it.
+    pub inference_cache: Option<PathBuf>,
 }
 
 impl Default for PipelineOptions {
     fn default() -> Self {
-        Self {
-            cache_dir: HostConfig::default().cache_dir,
-            concurrency: 4,
-        }
+        Self { cache_dir: HostConfig::default().cache_dir, concurrency: 4, inference_cache: None }
     }
 }
 
@@ -44,6 +43,8 @@ pub struct Pipeline {
     pub plugins: Vec<LoadedPlugin>,
     /// Backends by model alias.
     pub backends: HashMap<String, Arc<dyn Backend>>,
+    /// Inference-cache counters, when the cache is on.
+    pub cache_stats: Option<Arc<CacheStats>>,
 }
 
 impl Pipeline {
@@ -60,32 +61,31 @@ impl Pipeline {
         };
         let scheduled = graph.nodes.len().max(1);
         let slots = options.concurrency.max(1) * scheduled * (MAX_CALL_DEPTH as usize + 1) + 2;
-        let max_memory = graph
-            .nodes
-            .iter()
-            .map(|n| n.limits.memory)
-            .max()
-            .unwrap_or(64 << 20);
+        let max_memory = graph.nodes.iter().map(|n| n.limits.memory).max().unwrap_or(64 << 20);
         let config = HostConfig {
             cache_dir: options.cache_dir.clone(),
             instance_slots: u32::try_from(slots.min(4_000)).unwrap_or(4_000),
             max_memory: max_memory.next_multiple_of(64 << 10),
         };
-        let host = PluginHost::new(&config).map_err(|e| GraphError {
-            problems: vec![problem(None, None, e.to_string())],
-        })?;
+        let host =
+            PluginHost::new(&config).map_err(|e| GraphError { problems: vec![problem(None, None, e.to_string())] })?;
 
+        let cache_stats = options.inference_cache.as_ref().map(|_| Arc::new(CacheStats::default()));
         let mut backends = HashMap::new();
         for model in &graph.models {
-            match start_backend(&model.manifest) {
+            match start_backend(&model.manifest).await {
                 Ok(backend) => {
+                    let backend = match (&options.inference_cache, &cache_stats) {
+                        (Some(dir), Some(stats)) => {
+                            let manifest_text = std::fs::read_to_string(&model.path).unwrap_or_default();
+                            let identity = format!("{}\n{manifest_text}", model.manifest.name);
+                            Arc::new(CachedBackend::new(backend, dir, identity, stats.clone())) as Arc<dyn Backend>
+                        }
+                        _ => backend,
+                    };
                     backends.insert(model.alias.clone(), backend);
                 }
-                Err(e) => problems.push(problem(
-                    Some(model.line),
-                    None,
-                    format!("model `{}`: {e}", model.alias),
-                )),
+                Err(e) => problems.push(problem(Some(model.line), None, format!("model `{}`: {e}", model.alias))),
             }
         }
 
@@ -127,15 +127,15 @@ impl Pipeline {
                     && !declared.iter().any(|d| d == field)
                 {
                     problems.push(problem(
-                            Some(input.line),
-                            Some(&node.name),
-                            format!(
-                                "input `{}` = `{}`: `{source}`'s output has no field `{field}` (its schema declares: {})",
-                                input.field,
-                                input.source,
-                                declared.join(", ")
-                            ),
-                        ));
+                        Some(input.line),
+                        Some(&node.name),
+                        format!(
+                            "input `{}` = `{}`: `{source}`'s output has no field `{field}` (its schema declares: {})",
+                            input.field,
+                            input.source,
+                            declared.join(", ")
+                        ),
+                    ));
                 }
             }
         }
@@ -145,12 +145,7 @@ impl Pipeline {
             return Err(GraphError { problems });
         }
         let plugins = plugins.into_iter().flatten().collect();
-        Ok(Pipeline {
-            graph,
-            host,
-            plugins,
-            backends,
-        })
+        Ok(Pipeline { graph, host, plugins, backends, cache_stats })
     }
 }
 
@@ -158,5 +153,7 @@ impl Pipeline {
 fn declared_fields(schema: &str) -> Option<Vec<String>> {
     let schema: serde_json::Value = serde_json::from_str(schema).ok()?;
     let properties = schema.get("properties")?.as_object()?;
-    Some(properties.keys().cloned().collect())
+    let mut fields: Vec<String> = properties.keys().cloned().collect();
+    fields.sort();
+    Some(fields)
 }

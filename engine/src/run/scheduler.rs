@@ -26,16 +26,10 @@ fn build_input(
     let mut document = Map::new();
     for input in &node.inputs {
         let value = match &input.source {
-            InputRef::Item(path) => InputRef::select(path, item).ok_or_else(|| {
-                format!(
-                    "input `{}`: the item has no `{}`",
-                    input.field, input.source
-                )
-            })?,
+            InputRef::Item(path) => InputRef::select(path, item)
+                .ok_or_else(|| format!("input `{}`: the item has no `{}`", input.field, input.source))?,
             InputRef::Node { node: source, path } => {
-                let index = graph
-                    .node_index(source)
-                    .ok_or_else(|| format!("unknown node `{source}`"))?;
+                let index = graph.node_index(source).ok_or_else(|| format!("unknown node `{source}`"))?;
                 let output = match outputs.get(index) {
                     Some(Some(Ok(output))) => output,
                     Some(Some(Err(_))) => {
@@ -43,12 +37,8 @@ fn build_input(
                     }
                     _ => return Err(format!("internal: `{source}` has not run")),
                 };
-                InputRef::select(path, output).ok_or_else(|| {
-                    format!(
-                        "input `{}`: `{source}`'s output has no `{}`",
-                        input.field, input.source
-                    )
-                })?
+                InputRef::select(path, output)
+                    .ok_or_else(|| format!("input `{}`: `{source}`'s output has no `{}`", input.field, input.source))?
             }
         };
         document.insert(input.field.clone(), value.clone());
@@ -97,23 +87,15 @@ pub async fn run_item(context: RunContext, item: Arc<Item>) -> ItemRecord {
             progressed = false;
             for index in 0..count {
                 let node = &graph.nodes[index];
-                if started_nodes[index]
-                    || node.on_demand
-                    || dependencies[index].iter().any(|&d| outputs[d].is_none())
-                {
+                if started_nodes[index] || node.on_demand || dependencies[index].iter().any(|&d| outputs[d].is_none()) {
                     continue;
                 }
                 started_nodes[index] = true;
                 match build_input(node, &item.document, &outputs, graph) {
                     Ok(input) => {
                         let start_ms = since(started);
-                        let task = tokio::spawn(invoke_node(
-                            context.clone(),
-                            index,
-                            item_id.clone(),
-                            input.to_string(),
-                            0,
-                        ));
+                        let task =
+                            tokio::spawn(invoke_node(context.clone(), index, item_id.clone(), input.to_string(), 0));
                         running.push(async move { (index, start_ms, task.await) });
                     }
                     Err(error) => {
@@ -138,9 +120,7 @@ pub async fn run_item(context: RunContext, item: Arc<Item>) -> ItemRecord {
             break;
         };
         let outcome = joined.unwrap_or_else(|e| NodeOutcome {
-            output: Err(format!(
-                "internal error in the host while running this node: {e}"
-            )),
+            output: Err(format!("internal error in the host while running this node: {e}")),
             ms: 0.0,
             attempts: 1,
             usage: Usage::default(),

@@ -26,15 +26,11 @@ pub trait FrameSource: Send + Sync {
 
 impl FrameSource for crate::data::Dataset {
     fn frame(&self, video_id: &str, index: u32) -> Result<PathBuf, String> {
-        let frames = self
-            .frames(video_id)
-            .ok_or_else(|| format!("video `{video_id}` is not in the data set"))?;
-        frames.get(index as usize).cloned().ok_or_else(|| {
-            format!(
-                "video `{video_id}` has {} frame(s); frame {index} does not exist",
-                frames.len()
-            )
-        })
+        let frames = self.frames(video_id).ok_or_else(|| format!("video `{video_id}` is not in the data set"))?;
+        frames
+            .get(index as usize)
+            .cloned()
+            .ok_or_else(|| format!("video `{video_id}` has {} frame(s); frame {index} does not exist", frames.len()))
     }
 }
 
@@ -53,19 +49,13 @@ impl NodeServices {
         &self.context.pipeline.graph.nodes[self.node].name
     }
 
-    fn resolve(
-        &self,
-        request: &AgentRequest,
-    ) -> Result<(String, Vec<ChatMessage>), AgentInferenceError> {
+    fn resolve(&self, request: &AgentRequest) -> Result<(String, Vec<ChatMessage>), AgentInferenceError> {
         let node = &self.context.pipeline.graph.nodes[self.node];
         let alias = match (&request.model, &node.model) {
             (Some(alias), _) => alias.clone(),
             (None, Some(default)) => default.clone(),
             (None, None) => {
-                return Err(AgentInferenceError::UnknownModel(format!(
-                    "node `{}` declares no model",
-                    node.name
-                )));
+                return Err(AgentInferenceError::UnknownModel(format!("node `{}` declares no model", node.name)));
             }
         };
         if !node.grants.contains(&alias) {
@@ -84,17 +74,9 @@ impl NodeServices {
                     .frames
                     .frame(&image.video_id, image.frame)
                     .map_err(AgentInferenceError::InvalidRequest)?;
-                images.push(Frame {
-                    video_id: image.video_id.clone(),
-                    index: image.frame,
-                    path,
-                });
+                images.push(Frame { video_id: image.video_id.clone(), index: image.frame, path });
             }
-            messages.push(ChatMessage {
-                role: message.role,
-                text: message.text.clone(),
-                images,
-            });
+            messages.push(ChatMessage { role: message.role, text: message.text.clone(), images });
         }
         Ok((alias, messages))
     }
@@ -109,9 +91,7 @@ impl HostServices for NodeServices {
             .pipeline
             .backends
             .get(&alias)
-            .ok_or_else(|| {
-                AgentInferenceError::UnknownModel(format!("model `{alias}` is not loaded"))
-            })?
+            .ok_or_else(|| AgentInferenceError::UnknownModel(format!("model `{alias}` is not loaded")))?
             .clone();
         if !backend.takes_images() && messages.iter().any(|m| !m.images.is_empty()) {
             return Err(AgentInferenceError::InvalidRequest(format!(
@@ -119,9 +99,7 @@ impl HostServices for NodeServices {
                 backend.model_name()
             )));
         }
-        let sampling = request
-            .sampling
-            .unwrap_or_else(|| backend.default_sampling().clone());
+        let sampling = request.sampling.unwrap_or_else(|| backend.default_sampling().clone());
         if sampling.n == 0 || sampling.n > MAX_SAMPLES {
             return Err(AgentInferenceError::InvalidRequest(format!(
                 "n must be 1..={MAX_SAMPLES}, got {}",
@@ -129,45 +107,27 @@ impl HostServices for NodeServices {
             )));
         }
         let started = Instant::now();
-        let result = backend
-            .generate(GenerateRequest { messages, sampling })
-            .await;
+        let result = backend.generate(GenerateRequest { messages, sampling }).await;
         let ms = started.elapsed().as_secs_f64() * 1e3;
         let response = result.map_err(|e| match e {
-            crate::inference::InferenceError::InvalidRequest(m) => {
-                AgentInferenceError::InvalidRequest(m)
-            }
+            crate::inference::InferenceError::InvalidRequest(m) => AgentInferenceError::InvalidRequest(m),
             crate::inference::InferenceError::Backend(m) => AgentInferenceError::Backend(m),
         })?;
         if let Ok(mut usage) = self.usage.lock() {
             usage.requests += 1;
             usage.prompt_tokens += u64::from(response.prompt_tokens);
-            usage.completion_tokens += response
-                .completions
-                .iter()
-                .map(|c| u64::from(c.completion_tokens))
-                .sum::<u64>();
+            usage.completion_tokens += response.completions.iter().map(|c| u64::from(c.completion_tokens)).sum::<u64>();
             usage.ms += ms;
         }
-        Ok(AgentResponse {
-            model: backend.model_name().to_string(),
-            response,
-        })
+        Ok(AgentResponse { model: backend.model_name().to_string(), response })
     }
 
     async fn call_agent(&self, target: String, input: String) -> Result<String, AgentCallError> {
         let graph = &self.context.pipeline.graph;
         let node = &graph.nodes[self.node];
         if !node.calls.contains(&target) {
-            let allowed = if node.calls.is_empty() {
-                "none".to_string()
-            } else {
-                node.calls.join(", ")
-            };
-            let refusal = format!(
-                "node `{}` may not call `{target}` (its `calls`: {allowed})",
-                node.name
-            );
+            let allowed = if node.calls.is_empty() { "none".to_string() } else { node.calls.join(", ") };
+            let refusal = format!("node `{}` may not call `{target}` (its `calls`: {allowed})", node.name);
             tracing::warn!(item = %self.item_id, node = %node.name, "{refusal}");
             self.record_call(&target, Some(refusal.clone()), 0.0, Usage::default());
             return Err(AgentCallError::NotAllowed(refusal));
@@ -177,18 +137,10 @@ impl HostServices for NodeServices {
             self.record_call(&target, Some(refusal.clone()), 0.0, Usage::default());
             return Err(AgentCallError::NotAllowed(refusal));
         }
-        let index = graph
-            .node_index(&target)
-            .ok_or_else(|| AgentCallError::NotAllowed(format!("no node `{target}`")))?;
+        let index =
+            graph.node_index(&target).ok_or_else(|| AgentCallError::NotAllowed(format!("no node `{target}`")))?;
         let started = Instant::now();
-        let outcome = invoke_node(
-            self.context.clone(),
-            index,
-            self.item_id.clone(),
-            input,
-            self.depth + 1,
-        )
-        .await;
+        let outcome = invoke_node(self.context.clone(), index, self.item_id.clone(), input, self.depth + 1).await;
         let ms = started.elapsed().as_secs_f64() * 1e3;
         match outcome.output {
             Ok(output) => {
@@ -217,13 +169,7 @@ impl HostServices for NodeServices {
 impl NodeServices {
     fn record_call(&self, node: &str, error: Option<String>, ms: f64, usage: Usage) {
         if let Ok(mut calls) = self.calls.lock() {
-            calls.push(CallRecord {
-                node: node.to_string(),
-                ok: error.is_none(),
-                error,
-                ms,
-                usage,
-            });
+            calls.push(CallRecord { node: node.to_string(), ok: error.is_none(), error, ms, usage });
         }
     }
 }

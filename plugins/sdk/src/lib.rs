@@ -26,8 +26,7 @@ wit_bindgen::generate!({
 
 pub use enf::agent::host::{CallError, Level};
 pub use enf::agent::inference::{
-    Completion, FinishReason, GenerateRequest, GenerateResponse, ImageRef, InferenceError, Message,
-    Role, Sampling,
+    Completion, FinishReason, GenerateRequest, GenerateResponse, ImageRef, InferenceError, Message, Role, Sampling,
 };
 pub use exports::enf::agent::agent::{Descriptor, Guest};
 
@@ -97,11 +96,7 @@ pub fn generate(request: &GenerateRequest) -> Result<GenerateResponse, Inference
 pub fn ask(prompt: &str, images: Vec<ImageRef>) -> Result<String, String> {
     let request = GenerateRequest {
         model: None,
-        messages: vec![Message {
-            role: Role::User,
-            text: prompt.to_string(),
-            images,
-        }],
+        messages: vec![Message { role: Role::User, text: prompt.to_string(), images }],
         sampling: None,
     };
     let response = generate(&request).map_err(describe_inference_error)?;
