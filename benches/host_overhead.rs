@@ -78,7 +78,18 @@ async fn per_call(input: &str) {
     }
     let wasm = started.elapsed().as_secs_f64() / f64::from(rounds);
 
+    let echo = host.load(&support::fixture("echo_agent")).await.expect("echo agent loads");
+    for _ in 0..200 {
+        host.run(&echo, services.clone(), &limits, "{}").await.expect("warm-up call");
+    }
+    let started = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(host.run(&echo, services.clone(), &limits, "{}").await.expect("echo call"));
+    }
+    let floor = started.elapsed().as_secs_f64() / f64::from(rounds);
+
     println!("per agent call ({} bytes of input JSON):", input.len());
+    println!("  host floor: echo agent on `{{}}`      {:>9.1} µs", floor * 1e6);
     println!("  native logic                         {:>9.1} µs", native * 1e6);
     println!(
         "  component via PluginHost::run        {:>9.1} µs   (fresh pooled store + instantiate + call)",

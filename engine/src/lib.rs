@@ -9,10 +9,12 @@
 //! - [`inference`]: the [`inference::Backend`] trait that serves the inference import.
 //! - [`modelfiles`]: model directories the project writes (tiny test model, GGUF import).
 //! - [`data`]: TVNF-format data sets turned into items (one user × one candidate video).
+//! - [`eval`]: the paper's metrics over a predictions file, tables and reports.
 //! - [`run`]: the scheduler that pushes items through a graph and writes predictions.
 #![deny(missing_docs)]
 
 pub mod data;
+pub mod eval;
 pub mod graph;
 pub mod inference;
 pub mod modelfiles;

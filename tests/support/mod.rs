@@ -45,6 +45,37 @@ pub fn fixtures() -> &'static Path {
     })
 }
 
+/// The folder of the ENF agents (profile, video, reason) built from plugins/.
+pub fn agents() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = repo_root();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let output = Command::new(cargo)
+            .current_dir(&root)
+            .args(["build", "--profile", "wasm", "--target", "wasm32-wasip2"])
+            .args(["-p", "profile-agent", "-p", "video-agent", "-p", "reason-agent"])
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .output()
+            .expect("running cargo to build the agents");
+        assert!(output.status.success(), "building the agents failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        root.join("target").join("wasm32-wasip2").join("wasm")
+    })
+}
+
+/// A shipped graph (graphs/NAME.toml) rewritten for a test: plugins from the
+/// freshly built agents, the model from `manifest`.
+pub fn shipped_graph(ws: &Workspace, name: &str, manifest: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(repo_root().join("graphs").join(format!("{name}.toml"))).unwrap();
+    let mut text = text.replace("../models/smollm2-135m.toml", &manifest.display().to_string());
+    for agent in ["profile-agent", "video-agent", "reason-agent"] {
+        let built = agents().join(format!("{}.wasm", agent.replace('-', "_")));
+        text = text.replace(&format!("../plugins/dist/{agent}.wasm"), &built.display().to_string());
+    }
+    ws.write(&format!("{name}.toml"), &text)
+}
+
 /// Path of a fixture component, e.g. `fixture("echo_agent")`.
 pub fn fixture(name: &str) -> PathBuf {
     let path = fixtures().join(format!("{name}.wasm"));

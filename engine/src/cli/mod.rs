@@ -1,6 +1,9 @@
 //! Command-line interface: clap definitions and dispatch.
 
+mod data_cmd;
+mod eval_cmd;
 mod graph_cmd;
+mod judge;
 mod logging;
 mod model_cmd;
 mod run_cmd;
@@ -31,6 +34,11 @@ enum Command {
     /// Inspect graph files.
     #[command(subcommand)]
     Graph(GraphCommand),
+    /// Check, synthesize or convert data sets.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
+    /// Score a predictions file like the paper (Acc, Precision, Recall, F1, Class_Acc, Reasoning).
+    Eval(eval_cmd::EvalArgs),
     /// Write model directories (tiny test model, GGUF import) and try models.
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
@@ -86,6 +94,8 @@ pub fn main() -> ExitCode {
             Command::Graph(GraphCommand::Check { file, cache }) => graph_cmd::check(&file, cache.dir()).await,
             Command::Graph(GraphCommand::Dot { file }) => graph_cmd::dot(&file),
             Command::Model(command) => model_cmd::run(command).await,
+            Command::Data(command) => data_cmd::run(command),
+            Command::Eval(args) => eval_cmd::run(args).await,
         }
     });
     match result {

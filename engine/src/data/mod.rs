@@ -4,14 +4,19 @@
 //!
 //! Every problem names the file and line it comes from.
 
+pub mod check;
 mod item;
+pub mod movielens;
 mod records;
+pub mod synth;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use item::{HISTORY_LIMIT, Item};
+use enf_kit::task::Task;
+
+pub use item::{HISTORY_LIMIT, Item, Truth, reason_class};
 pub use records::{Interaction, ItemSelector, User, Video};
 
 /// One problem in a data set.
@@ -67,9 +72,14 @@ pub struct Dataset {
     pub interactions: Vec<(usize, Interaction)>,
     /// The optional item selection, each with its line.
     pub selection: Option<Vec<(usize, ItemSelector)>>,
+    /// The task configuration (`dataset.toml`, or the paper's defaults).
+    pub task: Task,
 }
 
-fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path, problems: &mut Vec<DataProblem>) -> Vec<(usize, T)> {
+pub(crate) fn read_jsonl<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    problems: &mut Vec<DataProblem>,
+) -> Vec<(usize, T)> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
@@ -90,6 +100,30 @@ fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path, problems: &mut Vec<Da
         }
     }
     records
+}
+
+/// Reads `dataset.toml` (the task configuration); absent means the defaults.
+fn read_task(path: &Path, problems: &mut Vec<DataProblem>) -> Task {
+    let Ok(text) = std::fs::read_to_string(path) else { return Task::default() };
+    match toml::from_str::<Task>(&text) {
+        Ok(task) if task.classes.is_empty() => {
+            problems.push(DataProblem {
+                file: path.to_path_buf(),
+                line: None,
+                message: "declares no reason classes".into(),
+            });
+            task
+        }
+        Ok(task) => task,
+        Err(e) => {
+            problems.push(DataProblem {
+                file: path.to_path_buf(),
+                line: e.span().map(|s| crate::graph::line_of(&text, s.start)),
+                message: e.message().to_string(),
+            });
+            Task::default()
+        }
+    }
 }
 
 impl Dataset {
@@ -142,8 +176,9 @@ impl Dataset {
             }
         }
         let selection = items_file.is_file().then(|| read_jsonl::<ItemSelector>(&items_file, &mut problems));
+        let task = read_task(&dir.join("dataset.toml"), &mut problems);
         if problems.is_empty() {
-            Ok(Dataset { dir: dir.to_path_buf(), users, videos, interactions, selection })
+            Ok(Dataset { dir: dir.to_path_buf(), users, videos, interactions, selection, task })
         } else {
             Err(DataError { problems })
         }

@@ -69,7 +69,10 @@ pub struct Interaction {
     pub reason_class: Option<serde_json::Value>,
 }
 
-/// One line of the optional `items.jsonl`: an interaction to predict.
+/// One line of the optional `items.jsonl`: a (user, video) pair to predict.
+/// Without `label` the truth comes from the user's interaction with the
+/// video; with it (e.g. a video the user never saw, in the Agent4Rec
+/// protocol) the line itself is the truth.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ItemSelector {
@@ -77,4 +80,13 @@ pub struct ItemSelector {
     pub user_id: String,
     /// The candidate video.
     pub video_id: String,
+    /// The true attitude, when there is no interaction to read it from.
+    #[serde(default)]
+    pub label: Option<enf_kit::verdict::Attitude>,
+    /// The true reason class, with `label = "negative"`.
+    #[serde(default)]
+    pub reason_class: Option<u32>,
+    /// The user's own reason, with `label = "negative"`.
+    #[serde(default)]
+    pub reason_text: Option<String>,
 }

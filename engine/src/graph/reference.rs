@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 /// Top-level fields every item document has (see [`crate::data::Item`]).
-pub const ITEM_FIELDS: &[&str] = &["item_id", "user", "history", "candidate"];
+pub const ITEM_FIELDS: &[&str] = &["item_id", "user", "history", "candidate", "task"];
 
 /// A parsed input reference.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -109,6 +109,10 @@ impl Backend for CachedBackend {
         self.inner.takes_images()
     }
 
+    fn context(&self) -> Option<usize> {
+        self.inner.context()
+    }
+
     async fn generate(&self, request: GenerateRequest) -> Result<GenerateResponse, InferenceError> {
         let key = self.key(&request).await?;
         let path = self.path(&key);

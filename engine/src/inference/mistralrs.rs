@@ -102,7 +102,10 @@ fn dtype(manifest: &ModelManifest, text: Option<&str>) -> Result<ModelDType, Man
         "bf16" => ModelDType::BF16,
         "f16" => ModelDType::F16,
         other => {
-            return Err(ManifestError::invalid(manifest, format!("dtype `{other}` is not one of auto, f32, bf16, f16")));
+            return Err(ManifestError::invalid(
+                manifest,
+                format!("dtype `{other}` is not one of auto, f32, bf16, f16"),
+            ));
         }
     })
 }
@@ -262,6 +265,10 @@ impl Backend for MistralRsBackend {
 
     fn takes_images(&self) -> bool {
         self.images
+    }
+
+    fn context(&self) -> Option<usize> {
+        self.context
     }
 
     async fn generate(&self, request: GenerateRequest) -> Result<GenerateResponse, InferenceError> {

@@ -142,6 +142,10 @@ pub trait Backend: Send + Sync {
     fn default_sampling(&self) -> &Sampling;
     /// Whether requests may carry frames.
     fn takes_images(&self) -> bool;
+    /// Longest prompt in tokens, where known.
+    fn context(&self) -> Option<usize> {
+        None
+    }
     /// Serves one request.
     async fn generate(&self, request: GenerateRequest) -> Result<GenerateResponse, InferenceError>;
 }

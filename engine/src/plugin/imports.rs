@@ -70,10 +70,27 @@ impl inference::Host for CallState {
                 prompt_tokens: answer.response.prompt_tokens,
                 model: answer.model,
             }),
-            Err(AgentInferenceError::UnknownModel(m)) => Err(inference::InferenceError::UnknownModel(m)),
-            Err(AgentInferenceError::InvalidRequest(m)) => Err(inference::InferenceError::InvalidRequest(m)),
-            Err(AgentInferenceError::Backend(m)) => Err(inference::InferenceError::Backend(m)),
+            Err(error) => Err(inference_error(error)),
         })
+    }
+
+    async fn describe_model(
+        &mut self,
+        model: Option<String>,
+    ) -> wasmtime::Result<Result<inference::ModelInfo, inference::InferenceError>> {
+        Ok(self
+            .services
+            .model_info(model.as_deref())
+            .map(|info| inference::ModelInfo { name: info.name, images: info.images, context: info.context })
+            .map_err(inference_error))
+    }
+}
+
+fn inference_error(error: AgentInferenceError) -> inference::InferenceError {
+    match error {
+        AgentInferenceError::UnknownModel(m) => inference::InferenceError::UnknownModel(m),
+        AgentInferenceError::InvalidRequest(m) => inference::InferenceError::InvalidRequest(m),
+        AgentInferenceError::Backend(m) => inference::InferenceError::Backend(m),
     }
 }
 

@@ -85,11 +85,24 @@ pub enum LogLevel {
     Error,
 }
 
+/// What an agent is told about a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// The model's manifest name.
+    pub name: String,
+    /// Whether it takes frames.
+    pub images: bool,
+    /// Its context limit in tokens, if the manifest sets one.
+    pub context: Option<u32>,
+}
+
 /// Serves the imports of one agent call.
 #[async_trait::async_trait]
 pub trait HostServices: Send + Sync {
     /// Serves `inference.generate`.
     async fn generate(&self, request: AgentRequest) -> Result<AgentResponse, AgentInferenceError>;
+    /// Serves `inference.model-info`.
+    fn model_info(&self, model: Option<&str>) -> Result<ModelInfo, AgentInferenceError>;
     /// Serves `host.call-agent`.
     async fn call_agent(&self, node: String, input: String) -> Result<String, AgentCallError>;
     /// Serves `host.log` (already length-capped by the plugin host).
@@ -105,6 +118,10 @@ pub struct NoServices;
 impl HostServices for NoServices {
     async fn generate(&self, _request: AgentRequest) -> Result<AgentResponse, AgentInferenceError> {
         Err(AgentInferenceError::InvalidRequest("no inference while describing".into()))
+    }
+
+    fn model_info(&self, _model: Option<&str>) -> Result<ModelInfo, AgentInferenceError> {
+        Err(AgentInferenceError::InvalidRequest("no models while describing".into()))
     }
 
     async fn call_agent(&self, node: String, _input: String) -> Result<String, AgentCallError> {

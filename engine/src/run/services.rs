@@ -10,9 +10,9 @@ use std::time::Instant;
 use super::node::{RunContext, invoke_node};
 use super::pipeline::MAX_CALL_DEPTH;
 use super::record::{CallRecord, Usage};
-use crate::inference::{ChatMessage, Frame, GenerateRequest};
+use crate::inference::{Backend, ChatMessage, Frame, GenerateRequest};
 use crate::plugin::services::{
-    AgentCallError, AgentInferenceError, AgentRequest, AgentResponse, HostServices, LogLevel,
+    AgentCallError, AgentInferenceError, AgentRequest, AgentResponse, HostServices, LogLevel, ModelInfo,
 };
 
 /// Most samples one request may ask for.
@@ -49,10 +49,11 @@ impl NodeServices {
         &self.context.pipeline.graph.nodes[self.node].name
     }
 
-    fn resolve(&self, request: &AgentRequest) -> Result<(String, Vec<ChatMessage>), AgentInferenceError> {
+    /// The backend behind a model alias this node may use (`None`: its own model).
+    fn backend(&self, model: Option<&str>) -> Result<(String, Arc<dyn Backend>), AgentInferenceError> {
         let node = &self.context.pipeline.graph.nodes[self.node];
-        let alias = match (&request.model, &node.model) {
-            (Some(alias), _) => alias.clone(),
+        let alias = match (model, &node.model) {
+            (Some(alias), _) => alias.to_string(),
             (None, Some(default)) => default.clone(),
             (None, None) => {
                 return Err(AgentInferenceError::UnknownModel(format!("node `{}` declares no model", node.name)));
@@ -65,6 +66,18 @@ impl NodeServices {
                 node.grants.join(", ")
             )));
         }
+        let backend = self
+            .context
+            .pipeline
+            .backends
+            .get(&alias)
+            .ok_or_else(|| AgentInferenceError::UnknownModel(format!("model `{alias}` is not loaded")))?
+            .clone();
+        Ok((alias, backend))
+    }
+
+    /// The request's messages with every named frame resolved to its file.
+    fn messages(&self, request: &AgentRequest) -> Result<Vec<ChatMessage>, AgentInferenceError> {
         let mut messages = Vec::with_capacity(request.messages.len());
         for message in &request.messages {
             let mut images = Vec::with_capacity(message.images.len());
@@ -78,21 +91,15 @@ impl NodeServices {
             }
             messages.push(ChatMessage { role: message.role, text: message.text.clone(), images });
         }
-        Ok((alias, messages))
+        Ok(messages)
     }
 }
 
 #[async_trait::async_trait]
 impl HostServices for NodeServices {
     async fn generate(&self, request: AgentRequest) -> Result<AgentResponse, AgentInferenceError> {
-        let (alias, messages) = self.resolve(&request)?;
-        let backend = self
-            .context
-            .pipeline
-            .backends
-            .get(&alias)
-            .ok_or_else(|| AgentInferenceError::UnknownModel(format!("model `{alias}` is not loaded")))?
-            .clone();
+        let (alias, backend) = self.backend(request.model.as_deref())?;
+        let messages = self.messages(&request)?;
         if !backend.takes_images() && messages.iter().any(|m| !m.images.is_empty()) {
             return Err(AgentInferenceError::InvalidRequest(format!(
                 "model `{alias}` ({}) does not take images",
@@ -120,6 +127,15 @@ impl HostServices for NodeServices {
             usage.ms += ms;
         }
         Ok(AgentResponse { model: backend.model_name().to_string(), response })
+    }
+
+    fn model_info(&self, model: Option<&str>) -> Result<ModelInfo, AgentInferenceError> {
+        let (_, backend) = self.backend(model)?;
+        Ok(ModelInfo {
+            name: backend.model_name().to_string(),
+            images: backend.takes_images(),
+            context: backend.context().and_then(|c| u32::try_from(c).ok()),
+        })
     }
 
     async fn call_agent(&self, target: String, input: String) -> Result<String, AgentCallError> {

@@ -26,7 +26,8 @@ wit_bindgen::generate!({
 
 pub use enf::agent::host::{CallError, Level};
 pub use enf::agent::inference::{
-    Completion, FinishReason, GenerateRequest, GenerateResponse, ImageRef, InferenceError, Message, Role, Sampling,
+    Completion, FinishReason, GenerateRequest, GenerateResponse, ImageRef, InferenceError, Message, ModelInfo, Role,
+    Sampling,
 };
 pub use exports::enf::agent::agent::{Descriptor, Guest};
 
@@ -84,6 +85,11 @@ pub fn call_agent(node: &str, input: &serde_json::Value) -> Result<serde_json::V
         CallError::Failed(m) => format!("call to `{node}` failed: {m}"),
     })?;
     serde_json::from_str(&output).map_err(|e| format!("`{node}` returned invalid JSON: {e}"))
+}
+
+/// Describes the node's model (`None`) or another model alias it may use.
+pub fn model_info(model: Option<&str>) -> Result<ModelInfo, InferenceError> {
+    enf::agent::inference::describe_model(model)
 }
 
 /// Runs one generation request on the host.

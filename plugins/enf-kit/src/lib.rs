@@ -1,0 +1,36 @@
+//! What the three ENF agents share, kept free of WebAssembly bindings so it
+//! is unit-tested natively:
+//! - [`task`]: the task configuration items carry (`$item.task`): the
+//!   implicit-negative rule and the reason classes;
+//! - [`answer`]: splitting a model's output into `<think>` and `<answer>`,
+//!   tolerating the usual malformed outputs;
+//! - [`verdict`]: like vs. negative, the reason class and the reason, with
+//!   a flag when the parser had to guess;
+//! - [`profile`]: the psychographic profile and its parsing;
+//! - [`profile_prompts`], [`video`], [`reason`]: each agent's prompts and logic,
+//!   so the agent crates are only the glue to the host.
+
+pub mod answer;
+pub mod profile;
+pub mod profile_prompts;
+pub mod reason;
+pub mod task;
+pub mod verdict;
+pub mod video;
+
+/// Cuts `text` to at most `max` characters (on a character boundary), adding `…`.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clip_respects_characters() {
+        assert_eq!(super::clip("héllo", 2), "hé…");
+        assert_eq!(super::clip("hi", 5), "hi");
+    }
+}

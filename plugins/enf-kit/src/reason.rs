@@ -1,0 +1,99 @@
+//! The Reason agent's prompt over the four dimensions.
+
+use crate::clip;
+use crate::task::Task;
+use serde_json::Value;
+
+fn text(value: &Value, key: &str) -> Option<String> {
+    value
+        .get(key)
+        .and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_u64().map(|n| n.to_string())))
+        .filter(|s| !s.is_empty())
+}
+
+fn user_line(user: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(age) = text(user, "age") {
+        parts.push(format!("{age}-year-old"));
+    }
+    parts.extend(text(user, "gender"));
+    parts.push(text(user, "occupation").unwrap_or_else(|| "person".into()));
+    let interests: Vec<&str> = user
+        .get("interests")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut line = parts.join(" ");
+    if !interests.is_empty() {
+        line.push_str(&format!("; interests: {}", interests.join(", ")));
+    }
+    line
+}
+
+/// The judgement prompt over the four dimensions.
+pub fn judge(user: &Value, profile: &Value, video: &Value, candidate: &Value, task: &Task) -> String {
+    let mut prompt = String::from("You predict how one user reacts to a recommended short video.\n");
+    prompt.push_str(&format!("User: {}\n", user_line(user)));
+    let profile_lines: Vec<String> = [
+        ("values", "Values"),
+        ("negativity_tolerance", "Negativity tolerance"),
+        ("sensory_tolerance", "Sensory tolerance"),
+        ("bored_by", "Bored by"),
+    ]
+    .iter()
+    .filter_map(|(key, label)| text(profile, key).map(|v| format!("{label}: {}", clip(&v, 200))))
+    .collect();
+    if !profile_lines.is_empty() {
+        prompt.push_str(&format!("Profile:\n{}\n", profile_lines.join("\n")));
+    }
+    prompt.push_str(&format!("\nVideo: \"{}\"", clip(&text(candidate, "title").unwrap_or_default(), 200)));
+    if let Some(category) = text(candidate, "category") {
+        prompt.push_str(&format!(" ({category})"));
+    }
+    prompt.push('\n');
+    for (key, label) in [("content", "Content"), ("controversial", "Controversial"), ("values", "Values it conveys")] {
+        if let Some(value) = text(video, key) {
+            prompt.push_str(&format!("{label}: {}\n", clip(&value, 300)));
+        }
+    }
+    prompt.push_str(&format!(
+        "\nConsider: 1) does it match the user's interests? 2) is the plot appealing to them? 3) does it contain negative events or extreme opinions they reject? 4) do its visuals suit their sensory tolerance?\n\nReasons for a negative reaction:\n{}\n\nThink step by step inside <think></think>. Then answer inside <answer></answer> with \"like\", or \"negative: N\" where N is the number of the reason.",
+        task.class_menu()
+    ));
+    prompt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_prompt_carries_profile_analysis_and_classes() {
+        let prompt = judge(
+            &json!({"age": 30, "occupation": "chef", "interests": ["food"]}),
+            &json!({"values": "craft", "sensory_tolerance": "low"}),
+            &json!({"content": "fish gutting", "controversial": "blood"}),
+            &json!({"title": "Fresh catch", "category": "food"}),
+            &Task::default(),
+        );
+        for part in [
+            "30-year-old chef; interests: food",
+            "Values: craft",
+            "Sensory tolerance: low",
+            "Content: fish gutting",
+            "\"Fresh catch\" (food)",
+            "2. boring",
+            "<answer>",
+        ] {
+            assert!(prompt.contains(part), "missing `{part}` in:\n{prompt}");
+        }
+    }
+
+    #[test]
+    fn works_without_profile_or_analysis() {
+        let prompt = judge(&json!({}), &Value::Null, &Value::Null, &json!({"title": "x"}), &Task::default());
+        assert!(!prompt.contains("Profile:"));
+        assert!(prompt.contains("\"x\""));
+    }
+}
