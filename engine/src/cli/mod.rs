@@ -1,5 +1,6 @@
 //! Command-line interface: clap definitions and dispatch.
 
+mod bench_cmd;
 mod data_cmd;
 mod eval_cmd;
 mod graph_cmd;
@@ -39,6 +40,9 @@ enum Command {
     Data(data_cmd::DataCommand),
     /// Score a predictions file like the paper (Acc, Precision, Recall, F1, Class_Acc, Reasoning).
     Eval(eval_cmd::EvalArgs),
+    /// Measure model throughput (prefill and decode tok/s).
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
     /// Write model directories (tiny test model, GGUF import) and try models.
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
@@ -96,6 +100,7 @@ pub fn main() -> ExitCode {
             Command::Model(command) => model_cmd::run(command).await,
             Command::Data(command) => data_cmd::run(command),
             Command::Eval(args) => eval_cmd::run(args).await,
+            Command::Bench(bench_cmd::BenchCommand::Inference(args)) => bench_cmd::inference(args).await,
         }
     });
     match result {

@@ -53,9 +53,10 @@ pub fn check(dir: &Path) -> Result<DataSummary, DataError> {
             }
         }
         if let Some(path) = &video.video_path
-            && !dir.join(path).is_file() {
-                problem(format!("video `{}`: video file {path} does not exist", video.video_id));
-            }
+            && !dir.join(path).is_file()
+        {
+            problem(format!("video `{}`: video file {path} does not exist", video.video_id));
+        }
     }
     let interactions_file = dir.join("interactions.jsonl");
     for (line, i) in &dataset.interactions {
@@ -69,11 +70,12 @@ pub fn check(dir: &Path) -> Result<DataSummary, DataError> {
             problem(format!("watch_s must be a number ≥ 0, got {}", i.watch_s));
         }
         if let Some(class) = &i.reason_class
-            && !class.is_null() && reason_class(Some(class), &dataset.task).is_none() {
-                let known: Vec<String> =
-                    dataset.task.classes.iter().map(|c| format!("{} ({})", c.id, c.name)).collect();
-                problem(format!("reason_class {class} is not a class of the task (known: {})", known.join(", ")));
-            }
+            && !class.is_null()
+            && reason_class(Some(class), &dataset.task).is_none()
+        {
+            let known: Vec<String> = dataset.task.classes.iter().map(|c| format!("{} ({})", c.id, c.name)).collect();
+            problem(format!("reason_class {class} is not a class of the task (known: {})", known.join(", ")));
+        }
     }
     let items = match dataset.items() {
         Ok(items) => items,

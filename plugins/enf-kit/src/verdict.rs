@@ -89,9 +89,10 @@ fn class_in(text: &str, task: &Task) -> Option<u32> {
             (true, None) => start = Some(i),
             (false, Some(s)) => {
                 if let Ok(id) = text[s..i].parse::<u32>()
-                    && task.class(id).is_some() {
-                        numbers.push((s, id));
-                    }
+                    && task.class(id).is_some()
+                {
+                    numbers.push((s, id));
+                }
                 start = None;
             }
             _ => {}

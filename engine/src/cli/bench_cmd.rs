@@ -1,0 +1,216 @@
+//! `enf bench inference`: prefill and decode throughput of a model through
+//! the engine's own backend, at several concurrency levels, on synthetic
+//! frames — the figures `docs/benchmarks.md` reports.
+//!
+//! Method (each concurrency level warmed up on the same shape first): `B`
+//! concurrent requests with one new token give the prefill time; the same
+//! with `N` new tokens give the decode time as the difference. Prefill tok/s
+//! counts every prompt token of the batch (image tokens included); decode
+//! tok/s counts the `B × (N − 1)` tokens generated after the first.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use enf::inference::{Backend, ChatMessage, Frame, GenerateRequest, ModelManifest, Role, Sampling, start_backend};
+use serde_json::json;
+
+/// Arguments of `enf bench inference`.
+#[derive(Debug, Args)]
+pub struct InferenceBenchArgs {
+    /// The model manifest.
+    manifest: PathBuf,
+    /// Shapes to measure, comma-separated, each `BATCH:FRAMES:PIXELS`
+    /// (concurrent requests, frames per request, frame edge; `8:0:0` is text only).
+    #[arg(long, default_value = "1:0:0,8:0:0", value_delimiter = ',', value_parser = parse_shape)]
+    shape: Vec<Shape>,
+    /// New tokens per request in the decode measurement.
+    #[arg(long, default_value_t = 64)]
+    new_tokens: u32,
+    /// Words of prompt text.
+    #[arg(long, default_value_t = 200)]
+    prompt_words: usize,
+    /// Timed repetitions per level (the best is kept).
+    #[arg(long, default_value_t = 2)]
+    repeat: usize,
+    /// Write the figures as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// A baseline's figures (same JSON shape, e.g. from benches/transformers_bench.py) to print ratios against.
+    #[arg(long, value_name = "FILE")]
+    compare: Option<PathBuf>,
+}
+
+/// One measured shape.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    batch: usize,
+    frames: usize,
+    size: u32,
+}
+
+fn parse_shape(text: &str) -> Result<Shape, String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let number = |i: usize| parts.get(i).and_then(|p| p.trim().parse::<u64>().ok());
+    match (parts.len(), number(0), number(1), number(2)) {
+        (3, Some(batch), Some(frames), Some(size)) if batch > 0 => {
+            Ok(Shape { batch: batch as usize, frames: frames as usize, size: size as u32 })
+        }
+        _ => Err(format!("`{text}` is not BATCH:FRAMES:PIXELS, e.g. 8:16:224")),
+    }
+}
+
+/// `enf bench` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Prefill and decode throughput of a model.
+    Inference(InferenceBenchArgs),
+}
+
+/// Writes `count` frames; `round` varies their pixels so that no round reuses
+/// another's images (mistral.rs caches vision-encoder outputs by image hash).
+fn write_frames(dir: &std::path::Path, count: usize, size: u32, round: u32) -> anyhow::Result<Vec<Frame>> {
+    (0..count)
+        .map(|i| {
+            let path = dir.join(format!("r{round}-frame{i:02}.png"));
+            let image = image::RgbImage::from_fn(size, size, |x, y| {
+                let seed = round.wrapping_mul(31).wrapping_add(i as u32 * 13);
+                image::Rgb([
+                    ((x * 7 + seed) % 256) as u8,
+                    ((y * 5 + seed / 3) % 256) as u8,
+                    ((x ^ y ^ seed) % 256) as u8,
+                ])
+            });
+            image.save(&path).with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(Frame { video_id: "bench".into(), index: i as u32, path })
+        })
+        .collect()
+}
+
+/// Sends every request at once and waits for all; returns seconds and prompt tokens.
+async fn round(backend: &Arc<dyn Backend>, requests: Vec<GenerateRequest>) -> anyhow::Result<(f64, u64)> {
+    let started = Instant::now();
+    let calls: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let backend = backend.clone();
+            tokio::spawn(async move { backend.generate(request).await })
+        })
+        .collect();
+    let mut prompt_tokens = 0u64;
+    for call in calls {
+        let response = call.await.context("a benchmark request panicked")??;
+        prompt_tokens += u64::from(response.prompt_tokens);
+    }
+    Ok((started.elapsed().as_secs_f64(), prompt_tokens))
+}
+
+/// Runs `enf bench inference`.
+pub async fn inference(args: InferenceBenchArgs) -> anyhow::Result<ExitCode> {
+    let manifest = ModelManifest::load(&args.manifest)?;
+    let loading = Instant::now();
+    let backend = start_backend(&manifest).await?;
+    let load_s = loading.elapsed().as_secs_f64();
+    let scratch = tempfile::tempdir()?;
+    let text = format!(
+        "Describe what happens in this short video and whether viewers might dislike it. {}",
+        "The recommendation feed shows many videos every day to many people. ".repeat(args.prompt_words / 12 + 1)
+    );
+    println!(
+        "model `{}` ({}), loaded in {load_s:.1}s; {} new tokens",
+        manifest.name,
+        args.manifest.display(),
+        args.new_tokens
+    );
+    println!("| batch | frames | px | prompt tok/req | prefill s | prefill tok/s | decode s | decode tok/s |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut rows = Vec::new();
+    for shape in &args.shape {
+        let dir = scratch.path().join(format!("{}x{}", shape.frames, shape.size));
+        std::fs::create_dir_all(&dir)?;
+        let batch = shape.batch;
+        // Every request of every round gets frames of its own.
+        let mut serial = 0u32;
+        let mut requests = |max_tokens: u32| -> anyhow::Result<Vec<GenerateRequest>> {
+            (0..batch)
+                .map(|_| {
+                    serial += 1;
+                    let images = write_frames(&dir, shape.frames, shape.size, serial)?;
+                    Ok(GenerateRequest {
+                        messages: vec![ChatMessage { role: Role::User, text: text.clone(), images }],
+                        sampling: Sampling { temperature: 0.0, max_tokens, n: 1, ..Sampling::default() },
+                    })
+                })
+                .collect()
+        };
+        round(&backend, requests(args.new_tokens)?).await?;
+        let mut prefill = f64::MAX;
+        let mut full = f64::MAX;
+        let mut prompt_tokens = 0;
+        for _ in 0..args.repeat.max(1) {
+            let (t, tokens) = round(&backend, requests(1)?).await?;
+            prefill = prefill.min(t);
+            prompt_tokens = tokens;
+            full = full.min(round(&backend, requests(args.new_tokens)?).await?.0);
+        }
+        let decode = (full - prefill).max(1e-9);
+        let decoded = (batch as u64 * u64::from(args.new_tokens.saturating_sub(1))) as f64;
+        let per_request = prompt_tokens / batch.max(1) as u64;
+        println!(
+            "| {batch} | {} | {} | {per_request} | {prefill:.3} | {:.0} | {decode:.3} | {:.1} |",
+            shape.frames,
+            shape.size,
+            prompt_tokens as f64 / prefill,
+            decoded / decode
+        );
+        rows.push(json!({
+            "batch": batch,
+            "frames": shape.frames,
+            "frame_size": shape.size,
+            "prompt_tokens_per_request": per_request,
+            "prefill_s": prefill,
+            "prefill_tok_s": prompt_tokens as f64 / prefill,
+            "decode_s": decode,
+            "decode_tok_s": decoded / decode,
+        }));
+    }
+    if let Some(path) = &args.compare {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let baseline: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        let empty = Vec::new();
+        let theirs = baseline["rows"].as_array().unwrap_or(&empty);
+        println!("\nratio enf / {} (> 1: enf is faster)", path.display());
+        println!("| batch | frames | px | prefill tok/s ratio | decode tok/s ratio |");
+        println!("|---|---|---|---|---|");
+        for ours in &rows {
+            let same = |key: &str, row: &serde_json::Value| row[key] == ours[key];
+            let Some(other) = theirs.iter().find(|r| same("batch", r) && same("frames", r) && same("frame_size", r))
+            else {
+                continue;
+            };
+            let ratio = |key: &str| ours[key].as_f64().unwrap_or(0.0) / other[key].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "| {} | {} | {} | {:.2} | {:.2} |",
+                ours["batch"],
+                ours["frames"],
+                ours["frame_size"],
+                ratio("prefill_tok_s"),
+                ratio("decode_tok_s")
+            );
+        }
+    }
+    if let Some(path) = &args.json {
+        let json = json!({
+            "model": manifest.name,
+            "new_tokens": args.new_tokens,
+            "load_s": load_s,
+            "rows": rows,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
