@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Backend, Completion, GenerateRequest, GenerateResponse, InferenceError, Sampling};
+use super::{Backend, Completion, GenerateRequest, GenerateResponse, InferenceError, ModelIdentity, Sampling};
 
 /// Hit and miss counters, shared by every cached backend of a run.
 #[derive(Debug, Default)]
@@ -97,20 +97,8 @@ impl CachedBackend {
 
 #[async_trait::async_trait]
 impl Backend for CachedBackend {
-    fn model_name(&self) -> &str {
-        self.inner.model_name()
-    }
-
-    fn default_sampling(&self) -> &Sampling {
-        self.inner.default_sampling()
-    }
-
-    fn takes_images(&self) -> bool {
-        self.inner.takes_images()
-    }
-
-    fn context(&self) -> Option<usize> {
-        self.inner.context()
+    fn identity(&self) -> &ModelIdentity {
+        self.inner.identity()
     }
 
     async fn generate(&self, request: GenerateRequest) -> Result<GenerateResponse, InferenceError> {
@@ -151,8 +139,7 @@ mod tests {
     async fn replays_identical_requests_and_keys_on_every_part() {
         let dir = tempfile::tempdir().unwrap();
         let stats = Arc::new(CacheStats::default());
-        let echo: Arc<dyn Backend> =
-            Arc::new(EchoBackend::new("e".into(), Sampling::default(), false, EchoOptions::default()));
+        let echo: Arc<dyn Backend> = Arc::new(EchoBackend::new(ModelIdentity::named("e"), EchoOptions::default()));
         let cached = CachedBackend::new(echo, dir.path(), "e|manifest".into(), stats.clone());
         let first = cached.generate(request("hello", 0.0)).await.unwrap();
         let again = cached.generate(request("hello", 0.0)).await.unwrap();

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Backend, Completion, FinishReason, GenerateRequest, GenerateResponse, InferenceError, Role, Sampling};
+use super::{
+    Backend, Completion, FinishReason, GenerateRequest, GenerateResponse, InferenceError, ModelIdentity, Role,
+};
 
 /// Options of the echo backend (the manifest's `[echo]` table).
 #[derive(Debug, Clone, Deserialize)]
@@ -30,16 +32,14 @@ impl Default for EchoOptions {
 
 /// Deterministic backend; see the module docs.
 pub struct EchoBackend {
-    name: String,
-    sampling: Sampling,
-    images: bool,
+    identity: ModelIdentity,
     options: EchoOptions,
 }
 
 impl EchoBackend {
     /// Creates an echo backend.
-    pub fn new(name: String, sampling: Sampling, images: bool, options: EchoOptions) -> Self {
-        Self { name, sampling, images, options }
+    pub fn new(identity: ModelIdentity, options: EchoOptions) -> Self {
+        Self { identity, options }
     }
 }
 
@@ -49,16 +49,8 @@ fn count_tokens(text: &str) -> u32 {
 
 #[async_trait::async_trait]
 impl Backend for EchoBackend {
-    fn model_name(&self) -> &str {
-        &self.name
-    }
-
-    fn default_sampling(&self) -> &Sampling {
-        &self.sampling
-    }
-
-    fn takes_images(&self) -> bool {
-        self.images
+    fn identity(&self) -> &ModelIdentity {
+        &self.identity
     }
 
     async fn generate(&self, request: GenerateRequest) -> Result<GenerateResponse, InferenceError> {
@@ -97,7 +89,7 @@ impl Backend for EchoBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inference::ChatMessage;
+    use crate::inference::{ChatMessage, Sampling};
 
     fn request(text: &str, n: u32, max_tokens: u32) -> GenerateRequest {
         GenerateRequest {
@@ -109,9 +101,7 @@ mod tests {
     #[tokio::test]
     async fn echoes_the_prompt_once_per_sample() {
         let backend = EchoBackend::new(
-            "e".into(),
-            Sampling::default(),
-            false,
+            ModelIdentity::named("e"),
             EchoOptions { reply: "{sample}: {prompt}".into(), ..EchoOptions::default() },
         );
         let response = backend.generate(request("hello there", 3, 100)).await.unwrap();
@@ -122,7 +112,7 @@ mod tests {
 
     #[tokio::test]
     async fn truncates_at_max_tokens() {
-        let backend = EchoBackend::new("e".into(), Sampling::default(), false, EchoOptions::default());
+        let backend = EchoBackend::new(ModelIdentity::named("e"), EchoOptions::default());
         let response = backend.generate(request("a b c d e", 1, 3)).await.unwrap();
         assert_eq!(response.completions[0].text, "echo: a b");
         assert_eq!(response.completions[0].finish_reason, FinishReason::Length);
@@ -130,7 +120,7 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_an_empty_conversation() {
-        let backend = EchoBackend::new("e".into(), Sampling::default(), false, EchoOptions::default());
+        let backend = EchoBackend::new(ModelIdentity::named("e"), EchoOptions::default());
         let err = backend.generate(GenerateRequest { messages: vec![], sampling: Sampling::default() }).await;
         assert!(matches!(err, Err(InferenceError::InvalidRequest(_))));
     }

@@ -18,7 +18,9 @@ use mistralrs::{
 use serde::Deserialize;
 
 use super::manifest::{ManifestError, ModelManifest};
-use super::{Backend, Completion, FinishReason, GenerateRequest, GenerateResponse, InferenceError, Role, Sampling};
+use super::{
+    Backend, Completion, FinishReason, GenerateRequest, GenerateResponse, InferenceError, ModelIdentity, Role, Sampling,
+};
 
 /// Where the weights come from.
 #[derive(Debug, Clone, Deserialize)]
@@ -87,11 +89,7 @@ pub struct MistralRsOptions {
 
 /// A model loaded by mistral.rs.
 pub struct MistralRsBackend {
-    name: String,
-    manifest: PathBuf,
-    sampling: Sampling,
-    images: bool,
-    context: Option<usize>,
+    identity: ModelIdentity,
     model: Model,
 }
 
@@ -213,18 +211,11 @@ impl MistralRsBackend {
         }
         .map_err(|e| ManifestError::invalid(manifest, format!("mistral.rs could not load the model: {e:#}")))?;
         tracing::info!(model = %manifest.name, elapsed = ?started.elapsed(), "model loaded");
-        Ok(Self {
-            name: manifest.name.clone(),
-            manifest: manifest.path.clone(),
-            sampling: manifest.sampling.clone(),
-            images: manifest.images,
-            context: manifest.context,
-            model,
-        })
+        Ok(Self { identity: ModelIdentity::from_manifest(manifest), model })
     }
 
     fn fail(&self, message: impl std::fmt::Display) -> String {
-        format!("model `{}` ({}): {message}", self.name, self.manifest.display())
+        self.identity.fail(message)
     }
 }
 
@@ -255,27 +246,15 @@ fn role(role: Role) -> TextMessageRole {
 
 #[async_trait::async_trait]
 impl Backend for MistralRsBackend {
-    fn model_name(&self) -> &str {
-        &self.name
-    }
-
-    fn default_sampling(&self) -> &Sampling {
-        &self.sampling
-    }
-
-    fn takes_images(&self) -> bool {
-        self.images
-    }
-
-    fn context(&self) -> Option<usize> {
-        self.context
+    fn identity(&self) -> &ModelIdentity {
+        &self.identity
     }
 
     async fn generate(&self, request: GenerateRequest) -> Result<GenerateResponse, InferenceError> {
         if request.messages.is_empty() {
             return Err(InferenceError::InvalidRequest(self.fail("no messages")));
         }
-        if let Some(context) = self.context {
+        if let Some(context) = self.identity.context {
             // Text tokens only (frames are not counted): a cheap guard before prefill.
             let text: String = request.messages.iter().map(|m| m.text.as_str()).collect::<Vec<_>>().join("\n");
             let tokens = self

@@ -132,19 +132,71 @@ pub enum InferenceError {
     Backend(String),
 }
 
+/// What a backend knows of its model, from the manifest.
+#[derive(Debug, Clone)]
+pub struct ModelIdentity {
+    /// The manifest's model name.
+    pub name: String,
+    /// The manifest file.
+    pub manifest: PathBuf,
+    /// Sampling used when an agent asks for none.
+    pub sampling: Sampling,
+    /// Whether requests may carry frames.
+    pub images: bool,
+    /// Longest prompt in tokens, where the manifest sets one.
+    pub context: Option<usize>,
+}
+
+impl ModelIdentity {
+    /// The identity a manifest declares.
+    pub fn from_manifest(manifest: &ModelManifest) -> Self {
+        Self {
+            name: manifest.name.clone(),
+            manifest: manifest.path.clone(),
+            sampling: manifest.sampling.clone(),
+            images: manifest.images,
+            context: manifest.context,
+        }
+    }
+
+    /// A text-only model with default sampling and no manifest file (tests).
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            manifest: PathBuf::new(),
+            sampling: Sampling::default(),
+            images: false,
+            context: None,
+        }
+    }
+
+    /// An error message naming the model and its manifest.
+    pub fn fail(&self, message: impl std::fmt::Display) -> String {
+        format!("model `{}` ({}): {message}", self.name, self.manifest.display())
+    }
+}
+
 /// A model that serves generation requests. One instance serves every node
 /// and item that names it, concurrently.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync {
-    /// The manifest name of the model this backend serves.
-    fn model_name(&self) -> &str;
+    /// The model this backend serves.
+    fn identity(&self) -> &ModelIdentity;
+    /// The manifest name of the model.
+    fn model_name(&self) -> &str {
+        &self.identity().name
+    }
     /// Sampling used when an agent asks for none.
-    fn default_sampling(&self) -> &Sampling;
+    fn default_sampling(&self) -> &Sampling {
+        &self.identity().sampling
+    }
     /// Whether requests may carry frames.
-    fn takes_images(&self) -> bool;
+    fn takes_images(&self) -> bool {
+        self.identity().images
+    }
     /// Longest prompt in tokens, where known.
     fn context(&self) -> Option<usize> {
-        None
+        self.identity().context
     }
     /// Serves one request.
     async fn generate(&self, request: GenerateRequest) -> Result<GenerateResponse, InferenceError>;
@@ -154,9 +206,7 @@ pub trait Backend: Send + Sync {
 pub async fn start_backend(manifest: &ModelManifest) -> Result<Arc<dyn Backend>, ManifestError> {
     Ok(match manifest.backend {
         BackendKind::Echo => Arc::new(EchoBackend::new(
-            manifest.name.clone(),
-            manifest.sampling.clone(),
-            manifest.images,
+            ModelIdentity::from_manifest(manifest),
             manifest.echo.clone().unwrap_or_default(),
         )),
         BackendKind::Mistralrs => Arc::new(MistralRsBackend::load(manifest).await?),

@@ -4,7 +4,6 @@
 //! timeouts and connection failures are retried on the next endpoint with
 //! exponential backoff (honouring `Retry-After`); other errors fail at once.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -13,7 +12,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::manifest::{ManifestError, ModelManifest};
-use super::{Backend, Completion, FinishReason, GenerateRequest, GenerateResponse, InferenceError, Role, Sampling};
+use super::{
+    Backend, Completion, FinishReason, GenerateRequest, GenerateResponse, InferenceError, ModelIdentity, Role,
+};
 
 /// The manifest's `[openai]` table.
 #[derive(Debug, Clone, Deserialize)]
@@ -51,10 +52,7 @@ fn default_backoff() -> Duration {
 
 /// A remote OpenAI-compatible model.
 pub struct OpenAiBackend {
-    name: String,
-    manifest: PathBuf,
-    sampling: Sampling,
-    images: bool,
+    identity: ModelIdentity,
     options: OpenAiOptions,
     api_key: Option<String>,
     client: reqwest::Client,
@@ -89,10 +87,7 @@ impl OpenAiBackend {
             .build()
             .map_err(|e| ManifestError::invalid(manifest, format!("cannot create an HTTP client: {e}")))?;
         Ok(Self {
-            name: manifest.name.clone(),
-            manifest: manifest.path.clone(),
-            sampling: manifest.sampling.clone(),
-            images: manifest.images,
+            identity: ModelIdentity::from_manifest(manifest),
             options,
             api_key,
             client,
@@ -101,7 +96,7 @@ impl OpenAiBackend {
     }
 
     fn fail(&self, message: impl std::fmt::Display) -> String {
-        format!("model `{}` ({}): {message}", self.name, self.manifest.display())
+        self.identity.fail(message)
     }
 
     async fn body(&self, request: &GenerateRequest) -> Result<Value, InferenceError> {
@@ -229,16 +224,8 @@ fn parse_response(text: &str) -> Result<GenerateResponse, String> {
 
 #[async_trait::async_trait]
 impl Backend for OpenAiBackend {
-    fn model_name(&self) -> &str {
-        &self.name
-    }
-
-    fn default_sampling(&self) -> &Sampling {
-        &self.sampling
-    }
-
-    fn takes_images(&self) -> bool {
-        self.images
+    fn identity(&self) -> &ModelIdentity {
+        &self.identity
     }
 
     async fn generate(&self, request: GenerateRequest) -> Result<GenerateResponse, InferenceError> {
@@ -255,7 +242,7 @@ impl Backend for OpenAiBackend {
                 Ok(response) => return Ok(response),
                 Err(Failure::Fatal(error)) => return Err(error),
                 Err(Failure::Retryable(message, retry_after)) => {
-                    tracing::debug!(model = %self.name, attempt, "retryable failure: {message}");
+                    tracing::debug!(model = %self.identity.name, attempt, "retryable failure: {message}");
                     errors.push(message);
                     if attempt < self.options.retries {
                         let backoff =

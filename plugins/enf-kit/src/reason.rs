@@ -11,29 +11,10 @@ fn text(value: &Value, key: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-fn user_line(user: &Value) -> String {
-    let mut parts = Vec::new();
-    if let Some(age) = text(user, "age") {
-        parts.push(format!("{age}-year-old"));
-    }
-    parts.extend(text(user, "gender"));
-    parts.push(text(user, "occupation").unwrap_or_else(|| "person".into()));
-    let interests: Vec<&str> = user
-        .get("interests")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let mut line = parts.join(" ");
-    if !interests.is_empty() {
-        line.push_str(&format!("; interests: {}", interests.join(", ")));
-    }
-    line
-}
-
 /// The judgement prompt over the four dimensions.
 pub fn judge(user: &Value, profile: &Value, video: &Value, candidate: &Value, task: &Task) -> String {
     let mut prompt = String::from("You predict how one user reacts to a recommended short video.\n");
-    prompt.push_str(&format!("User: {}\n", user_line(user)));
+    prompt.push_str(&format!("User: {}\n", crate::profile_prompts::describe_user(user)));
     let profile_lines: Vec<String> = [
         ("values", "Values"),
         ("negativity_tolerance", "Negativity tolerance"),

@@ -6,7 +6,7 @@
 //! video's title says too little it activates the Video agent through the
 //! host (`calls = ["video"]` in the graph) for a multimodal reading.
 
-use enf_agent_sdk::{GenerateRequest, Message, Role, log};
+use enf_agent_sdk::log;
 use enf_kit::profile;
 use enf_kit::profile_prompts::{self as prompts, Watched, merge};
 use enf_kit::task::Task;
@@ -44,16 +44,6 @@ impl Default for Config {
     }
 }
 
-fn ask(prompt: String) -> Result<String, String> {
-    let request = GenerateRequest {
-        model: None,
-        messages: vec![Message { role: Role::User, text: prompt, images: vec![] }],
-        sampling: None,
-    };
-    let response = enf_agent_sdk::generate(&request).map_err(enf_agent_sdk::describe_inference_error)?;
-    Ok(response.completions.into_iter().next().map(|c| c.text).unwrap_or_default())
-}
-
 struct ProfileAgent;
 
 impl enf_agent_sdk::Guest for ProfileAgent {
@@ -71,7 +61,8 @@ impl enf_agent_sdk::Guest for ProfileAgent {
         let task = Task::from_value(input.task.as_ref());
         let threshold = task.negative_play_rate;
         let recent: Vec<&Watched> = input.history.iter().rev().take(input.config.max_history).collect();
-        let mut profile = profile::parse(&ask(prompts::initial(&input.user, &recent, threshold))?);
+        let mut profile =
+            profile::parse(&enf_agent_sdk::ask(&prompts::initial(&input.user, &recent, threshold), Vec::new())?);
 
         let skipped: Vec<&Watched> =
             input.history.iter().rev().filter(|w| w.play_rate < threshold).take(input.config.max_skips).collect();
@@ -95,7 +86,8 @@ impl enf_agent_sdk::Guest for ProfileAgent {
             } else {
                 None
             };
-            let refined = profile::parse(&ask(prompts::refine(&profile, watched, reading.as_ref()))?);
+            let refined =
+                profile::parse(&enf_agent_sdk::ask(&prompts::refine(&profile, watched, reading.as_ref()), Vec::new())?);
             profile = merge(&profile, refined);
             skips.push(json!({
                 "video_id": watched.video_id,

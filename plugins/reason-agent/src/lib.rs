@@ -4,7 +4,6 @@
 //! predicts like vs. negative feedback, the reason class and the reason, in
 //! `<think>…</think><answer>…</answer>` form, parsed tolerantly.
 
-use enf_agent_sdk::{GenerateRequest, Message, Role};
 use enf_kit::reason as prompts;
 use enf_kit::task::Task;
 use enf_kit::verdict;
@@ -44,13 +43,7 @@ impl enf_agent_sdk::Guest for ReasonAgent {
         let input: Input = enf_agent_sdk::parse_input(&input)?;
         let task = Task::from_value(input.task.as_ref());
         let prompt = prompts::judge(&input.user, &input.profile, &input.video, &input.candidate, &task);
-        let request = GenerateRequest {
-            model: None,
-            messages: vec![Message { role: Role::User, text: prompt, images: vec![] }],
-            sampling: None,
-        };
-        let response = enf_agent_sdk::generate(&request).map_err(enf_agent_sdk::describe_inference_error)?;
-        let raw = response.completions.into_iter().next().map(|c| c.text).unwrap_or_default();
+        let raw = enf_agent_sdk::ask(&prompt, Vec::new())?;
         let verdict = verdict::parse(&raw, &task);
         enf_agent_sdk::to_output(&json!({ "verdict": verdict, "raw": raw }))
     }

@@ -5,7 +5,7 @@
 //! explicit-feedback task, graphs/explicit.toml) it also predicts whether the
 //! video draws negative feedback, with the reason class and the reason.
 
-use enf_agent_sdk::{GenerateRequest, ImageRef, Message, Role, log};
+use enf_agent_sdk::{ImageRef, log};
 use enf_kit::task::Task;
 use enf_kit::verdict;
 use enf_kit::video::{self as prompts, VideoInfo, sample_frames};
@@ -36,16 +36,6 @@ impl Default for Config {
     }
 }
 
-fn ask(prompt: String, images: Vec<ImageRef>) -> Result<String, String> {
-    let request = GenerateRequest {
-        model: None,
-        messages: vec![Message { role: Role::User, text: prompt, images }],
-        sampling: None,
-    };
-    let response = enf_agent_sdk::generate(&request).map_err(enf_agent_sdk::describe_inference_error)?;
-    Ok(response.completions.into_iter().next().map(|c| c.text).unwrap_or_default())
-}
-
 struct VideoAgent;
 
 impl enf_agent_sdk::Guest for VideoAgent {
@@ -67,11 +57,11 @@ impl enf_agent_sdk::Guest for VideoAgent {
             indices.iter().map(|&frame| ImageRef { video_id: input.video.video_id.clone(), frame }).collect();
         let frames_used = images.len();
         log::debug(&format!("analysing `{}` with {frames_used} frame(s)", input.video.video_id));
-        let text = ask(prompts::analysis(&input.video, frames_used), images.clone())?;
+        let text = enf_agent_sdk::ask(&prompts::analysis(&input.video, frames_used), images.clone())?;
         let analysis = prompts::parse_analysis(&text);
         let mut output = serde_json::json!({ "analysis": analysis, "frames_used": frames_used });
         if input.config.predict {
-            let raw = ask(prompts::prediction(&input.video, &analysis, &task, frames_used), images)?;
+            let raw = enf_agent_sdk::ask(&prompts::prediction(&input.video, &analysis, &task, frames_used), images)?;
             output["verdict"] = serde_json::to_value(verdict::parse(&raw, &task)).map_err(|e| e.to_string())?;
             output["raw"] = Value::String(raw);
         }
