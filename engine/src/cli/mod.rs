@@ -67,7 +67,7 @@ enum GraphCommand {
 /// Where compiled plugins are cached.
 #[derive(Debug, Clone, Args)]
 pub struct CacheArgs {
-    /// Compiled-plugin cache directory [default: $ENF_CACHE_DIR or ~/.cache/enf].
+    /// Cache directory for compiled plugins and frames sampled from video files [default: $ENF_CACHE_DIR or ~/.cache/enf].
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
     /// Compile plugins every time instead of caching them.
@@ -78,6 +78,12 @@ pub struct CacheArgs {
 impl CacheArgs {
     fn dir(&self) -> Option<PathBuf> {
         if self.no_cache { None } else { self.cache_dir.clone().or_else(enf::plugin::CompileCache::default_dir) }
+    }
+
+    /// Where frames sampled from video files go (the system's temporary
+    /// directory when caching is off or there is no cache directory).
+    fn frames_dir(&self) -> PathBuf {
+        self.dir().unwrap_or_else(|| std::env::temp_dir().join("enf"))
     }
 }
 

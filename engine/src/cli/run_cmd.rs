@@ -40,14 +40,21 @@ pub struct RunArgs {
 
 /// Runs `enf run`.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let dataset = Dataset::load(&args.data).with_context(|| format!("cannot use data set {}", args.data.display()))?;
-    let items = dataset.items().with_context(|| format!("cannot build items from {}", args.data.display()))?;
+    let mut dataset =
+        Dataset::load(&args.data).with_context(|| format!("cannot use data set {}", args.data.display()))?;
+    let mut items = dataset.items().with_context(|| format!("cannot build items from {}", args.data.display()))?;
     let options = PipelineOptions {
         cache_dir: args.cache.dir(),
         concurrency: usize::from(args.concurrency),
         inference_cache: args.inference_cache.clone(),
     };
     let pipeline = Pipeline::load(&args.graph, &options).await?;
+    if pipeline.backends.values().any(|backend| backend.takes_images()) {
+        let frames_cache = args.cache.frames_dir();
+        if sample_video_files(&mut dataset, &items, &frames_cache).await {
+            items = dataset.items().with_context(|| format!("cannot build items from {}", args.data.display()))?;
+        }
+    }
     tracing::info!(graph = %pipeline.graph.name, items = items.len(), "running");
     let cache_stats = pipeline.cache_stats.clone();
     let context = RunContext { pipeline: Arc::new(pipeline), frames: Arc::new(dataset) };
@@ -69,6 +76,40 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Samples the frames of the video files the items show (candidates and
+/// history); says whether any video file was involved. Videos that cannot be
+/// decoded are reported here and fail the items that ask for their frames.
+async fn sample_video_files(dataset: &mut Dataset, items: &[enf::data::Item], cache: &std::path::Path) -> bool {
+    let mut wanted = std::collections::HashSet::new();
+    for item in items {
+        wanted.insert(item.video_id.clone());
+        if let Some(history) = item.document["history"].as_array() {
+            wanted.extend(history.iter().filter_map(|entry| entry["video_id"].as_str().map(str::to_string)));
+        }
+    }
+    wanted.retain(|id| dataset.videos.get(id).is_some_and(|v| v.video_path.is_some() && v.frames.is_empty()));
+    if wanted.is_empty() {
+        return false;
+    }
+    let started = std::time::Instant::now();
+    tracing::info!(
+        videos = wanted.len(),
+        "sampling {} frames from each video file",
+        enf::data::video::FRAMES_PER_VIDEO
+    );
+    let failures = dataset.sample_video_files(&wanted, cache).await;
+    for (video_id, error) in &failures {
+        tracing::error!(video = %video_id, "{error}; items asking for its frames will fail");
+    }
+    tracing::info!(
+        videos = wanted.len(),
+        failed = failures.len(),
+        seconds = format_args!("{:.1}", started.elapsed().as_secs_f64()),
+        "video frames ready"
+    );
+    true
 }
 
 /// Peak resident memory of this process (Linux), in bytes.

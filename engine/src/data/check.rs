@@ -52,10 +52,12 @@ pub fn check(dir: &Path) -> Result<DataSummary, DataError> {
                 problem(format!("video `{}`: frame file {frame} does not exist", video.video_id));
             }
         }
-        if let Some(path) = &video.video_path
-            && !dir.join(path).is_file()
-        {
-            problem(format!("video `{}`: video file {path} does not exist", video.video_id));
+        if let Some(path) = &video.video_path {
+            if !dir.join(path).is_file() {
+                problem(format!("video `{}`: video file {path} does not exist", video.video_id));
+            } else if let Err(e) = super::video::probe(&dir.join(path)) {
+                problem(format!("video `{}`: {e}", video.video_id));
+            }
         }
     }
     let interactions_file = dir.join("interactions.jsonl");

@@ -51,8 +51,15 @@ fn video_fields(video: Option<&Video>) -> Value {
         "title": video.map(|v| v.title.as_str()),
         "category": video.and_then(|v| v.category.as_deref()),
         "duration_s": video.map(|v| v.duration_s),
-        "frames": video.map_or(0, |v| v.frames.len()),
+        "frames": video.map_or(0, frame_count),
     })
+}
+
+/// Frames an agent may ask for: those listed, or for a video file that could
+/// not be decoded the frames it should have had, so that asking for them
+/// fails the item with the decoding error instead of silently going without.
+fn frame_count(video: &Video) -> usize {
+    if video.frame_error.is_some() { super::video::FRAMES_PER_VIDEO } else { video.frames.len() }
 }
 
 fn history_entry(dataset: &Dataset, interaction: &Interaction) -> Value {

@@ -9,6 +9,7 @@ mod item;
 pub mod movielens;
 mod records;
 pub mod synth;
+pub mod video;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -182,6 +183,40 @@ impl Dataset {
         } else {
             Err(DataError { problems })
         }
+    }
+
+    /// Samples [`video::FRAMES_PER_VIDEO`] frames from the video file of every
+    /// video in `videos` that has a `video_path` and no `frames`, through the
+    /// frame cache in `cache_dir`, and lists them as the video's frames. A
+    /// video that cannot be decoded keeps no frames and records why
+    /// ([`Video::frame_error`]); the error is returned too, so the caller can
+    /// report it. Runs the decoding on blocking threads.
+    pub async fn sample_video_files(
+        &mut self,
+        videos: &std::collections::HashSet<String>,
+        cache_dir: &Path,
+    ) -> Vec<(String, video::VideoError)> {
+        let mut jobs = tokio::task::JoinSet::new();
+        for (id, v) in &self.videos {
+            if let (Some(file), true, true) = (&v.video_path, v.frames.is_empty(), videos.contains(id)) {
+                let (id, file, cache_dir) = (id.clone(), self.dir.join(file), cache_dir.to_path_buf());
+                jobs.spawn_blocking(move || (id, video::cached_frames(&file, &cache_dir)));
+            }
+        }
+        let mut failures = Vec::new();
+        while let Some(joined) = jobs.join_next().await {
+            let Ok((id, result)) = joined else { continue };
+            let Some(video) = self.videos.get_mut(&id) else { continue };
+            match result {
+                Ok(frames) => video.frames = frames.iter().map(|f| f.display().to_string()).collect(),
+                Err(e) => {
+                    video.frame_error = Some(e.to_string());
+                    failures.push((id, e));
+                }
+            }
+        }
+        failures.sort_by(|a, b| a.0.cmp(&b.0));
+        failures
     }
 
     /// The frame image files of a video, resolved against the data directory.

@@ -43,6 +43,10 @@ pub struct Video {
     /// Category label.
     #[serde(default)]
     pub category: Option<String>,
+    /// Why frames could not be sampled from `video_path` (set by
+    /// [`Dataset::sample_video_files`](super::Dataset::sample_video_files)).
+    #[serde(skip)]
+    pub frame_error: Option<String>,
 }
 
 /// One user watching one video (`interactions.jsonl`).

@@ -27,6 +27,11 @@ pub trait FrameSource: Send + Sync {
 impl FrameSource for crate::data::Dataset {
     fn frame(&self, video_id: &str, index: u32) -> Result<PathBuf, String> {
         let frames = self.frames(video_id).ok_or_else(|| format!("video `{video_id}` is not in the data set"))?;
+        if let Some(error) = self.videos.get(video_id).and_then(|v| v.frame_error.as_ref())
+            && index as usize >= frames.len()
+        {
+            return Err(format!("video `{video_id}`: no frames: {error}"));
+        }
         frames
             .get(index as usize)
             .cloned()
