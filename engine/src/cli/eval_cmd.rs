@@ -47,9 +47,9 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     }
     let label = args.predictions.file_stem().map_or("this run".to_string(), |s| s.to_string_lossy().into_owned());
     println!(
-        "{} — {:?} negative feedback over {} ({} items, {} scored, {} without a verdict, {} guessed by the parser)",
+        "{} — {} over {} ({} items, {} scored, {} without a verdict, {} guessed by the parser)",
         args.predictions.display(),
-        args.task,
+        args.task.title(),
         args.data.display(),
         evaluation.items,
         evaluation.scored,

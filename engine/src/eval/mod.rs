@@ -32,6 +32,15 @@ pub enum Task {
 }
 
 impl Task {
+    /// What is being predicted, for headings.
+    pub fn title(self) -> &'static str {
+        match self {
+            Task::Implicit => "implicit negative feedback",
+            Task::Explicit => "explicit negative feedback",
+            Task::Agent4rec => "preference alignment (Agent4Rec)",
+        }
+    }
+
     /// The paper's figures for its own method on this task: Acc, Precision, Recall, F1, Class_Acc, Reasoning.
     pub fn paper_row(self) -> (&'static str, [Option<f64>; 6]) {
         match self {
