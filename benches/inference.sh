@@ -2,14 +2,15 @@
 # Benchmark, not a test: prefill and decode tok/s of the default model and the
 # tiny Qwen2.5-VL on CPU, one request and 8 at once, through `enf` (mistral.rs)
 # and through Hugging Face transformers on the same weights, with the ratio.
-# Installs CPU-capable torch + transformers from PyPI into target/hf-venv.
+# Installs torch, torchvision (the Qwen2.5-VL processor needs it) and
+# transformers from PyPI into target/hf-venv.
 # Run after .ci/setup:  benches/inference.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/hf-venv
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet torch transformers pillow
+    "$venv/bin/pip" install --quiet torch torchvision transformers pillow
 fi
 mkdir -p target/bench
 run() { # name manifest model-dir shapes
