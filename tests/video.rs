@@ -98,6 +98,18 @@ fn data_check_names_the_video_file_that_is_not_a_video() {
     let printed = text(&output);
     assert!(printed.contains("videos.jsonl:2") && printed.contains("broken.mp4"), "{printed}");
     assert!(!printed.contains("videos.jsonl:1"), "bikes.mp4 is a good video: {printed}");
+
+    // Without the broken video the set is valid, and the summary counts the video file.
+    let good_only = std::fs::read_to_string(data.join("videos.jsonl")).unwrap().lines().next().unwrap().to_string();
+    std::fs::write(data.join("videos.jsonl"), good_only + "\n").unwrap();
+    std::fs::write(
+        data.join("interactions.jsonl"),
+        std::fs::read_to_string(data.join("interactions.jsonl")).unwrap().lines().next().unwrap().to_string() + "\n",
+    )
+    .unwrap();
+    let output = ws.enf(&["data", "check", data.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("1 videos (0 with frames, 1 with a video file)"), "{}", text(&output));
 }
 
 #[test]

@@ -61,8 +61,8 @@ pub fn run(command: DataCommand) -> anyhow::Result<ExitCode> {
             Ok(s) => {
                 println!("{}: ok", dir.display());
                 println!(
-                    "  {} users, {} videos ({} with frames), {} interactions",
-                    s.users, s.videos, s.videos_with_frames, s.interactions
+                    "  {} users, {} videos ({} with frames, {} with a video file), {} interactions",
+                    s.users, s.videos, s.videos_with_frames, s.videos_with_files, s.interactions
                 );
                 println!(
                     "  {} items: {} negative ({} explicit), {} with a reason class, {} with the user's reason",
