@@ -89,7 +89,7 @@ async fn sample_video_files(dataset: &mut Dataset, items: &[enf::data::Item], ca
             wanted.extend(history.iter().filter_map(|entry| entry["video_id"].as_str().map(str::to_string)));
         }
     }
-    wanted.retain(|id| dataset.videos.get(id).is_some_and(|v| v.video_path.is_some() && v.frames.is_empty()));
+    wanted.retain(|id| dataset.videos.get(id).is_some_and(|v| v.file_to_sample().is_some()));
     if wanted.is_empty() {
         return false;
     }

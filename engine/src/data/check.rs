@@ -95,7 +95,7 @@ pub fn check(dir: &Path) -> Result<DataSummary, DataError> {
         users: dataset.users.len(),
         videos: dataset.videos.len(),
         videos_with_frames: dataset.videos.values().filter(|v| !v.frames.is_empty()).count(),
-        videos_with_files: dataset.videos.values().filter(|v| v.frames.is_empty() && v.video_path.is_some()).count(),
+        videos_with_files: dataset.videos.values().filter(|v| v.file_to_sample().is_some()).count(),
         interactions: dataset.interactions.len(),
         items: items.len(),
         negative_items: items.iter().filter(|i| i.truth.negative).count(),

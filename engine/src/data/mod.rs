@@ -197,8 +197,8 @@ impl Dataset {
         cache_dir: &Path,
     ) -> Vec<(String, video::VideoError)> {
         let mut jobs = tokio::task::JoinSet::new();
-        for (id, v) in &self.videos {
-            if let (Some(file), true, true) = (&v.video_path, v.frames.is_empty(), videos.contains(id)) {
+        for id in videos {
+            if let Some(file) = self.videos.get(id).and_then(Video::file_to_sample) {
                 let (id, file, cache_dir) = (id.clone(), self.dir.join(file), cache_dir.to_path_buf());
                 jobs.spawn_blocking(move || (id, video::cached_frames(&file, &cache_dir)));
             }

@@ -49,6 +49,14 @@ pub struct Video {
     pub frame_error: Option<String>,
 }
 
+impl Video {
+    /// The video file `enf run` samples frames from: `video_path`, when the
+    /// video lists no frames of its own.
+    pub fn file_to_sample(&self) -> Option<&str> {
+        self.video_path.as_deref().filter(|_| self.frames.is_empty())
+    }
+}
+
 /// One user watching one video (`interactions.jsonl`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Interaction {

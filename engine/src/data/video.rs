@@ -102,9 +102,7 @@ fn find_h264_track(path: &Path, bytes: &[u8]) -> Result<H264Track, VideoError> {
     let mp4 = Mp4::read_bytes(bytes).map_err(|e| VideoError::Container { path: path.into(), reason: e.to_string() })?;
     let mut found = Vec::new();
     for track in mp4.tracks().values() {
-        let trak = mp4.moov.traks.iter().find(|t| t.tkhd.track_id == track.track_id);
-        let Some(trak) = trak else { continue };
-        let StsdBoxContent::Avc1(avc1) = &trak.mdia.minf.stbl.stsd.contents else {
+        let StsdBoxContent::Avc1(avc1) = &track.trak(&mp4).mdia.minf.stbl.stsd.contents else {
             found.push(track.codec_string(&mp4).unwrap_or_else(|| "unknown".into()));
             continue;
         };
@@ -210,8 +208,26 @@ impl Picker<'_> {
 /// Decodes a video file and returns up to `count` frames spaced uniformly
 /// over it, in display order (fewer only if the video has fewer frames).
 pub fn sample_frames(path: &Path, count: usize) -> Result<Vec<RgbImage>, VideoError> {
-    let bytes = read(path)?;
-    let track = find_h264_track(path, &bytes)?;
+    decode_frames(path, &read(path)?, count)
+}
+
+/// [`sample_frames`] on the file's bytes, already read. A panic inside the
+/// decoder (OpenH264 or its bindings) becomes this video's error.
+fn decode_frames(path: &Path, bytes: &[u8], count: usize) -> Result<Vec<RgbImage>, VideoError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_uniform(path, bytes, count))).unwrap_or_else(
+        |panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(VideoError::Decode { path: path.into(), reason: format!("the H.264 decoder panicked: {message}") })
+        },
+    )
+}
+
+fn decode_uniform(path: &Path, bytes: &[u8], count: usize) -> Result<Vec<RgbImage>, VideoError> {
+    let track = find_h264_track(path, bytes)?;
     let decode_error = |reason: String| VideoError::Decode { path: path.into(), reason };
     let wanted = uniform_indices(track.samples.len(), count);
     let Some(&last_wanted) = wanted.last() else {
@@ -275,8 +291,7 @@ pub fn cached_frames(path: &Path, cache_dir: &Path) -> Result<Vec<PathBuf>, Vide
             return Ok(files);
         }
     }
-    drop(bytes);
-    let frames = sample_frames(path, FRAMES_PER_VIDEO)?;
+    let frames = decode_frames(path, &bytes, FRAMES_PER_VIDEO)?;
     let write_error = |file: &Path, reason: String| VideoError::Write { path: file.into(), reason };
     std::fs::create_dir_all(&dir).map_err(|e| write_error(&dir, e.to_string()))?;
     let mut names = Vec::with_capacity(frames.len());
