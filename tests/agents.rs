@@ -12,12 +12,18 @@ use serde_json::Value;
 use support::{Workspace, shipped_graph, text};
 
 fn tiny_vl(ws: &Workspace) -> PathBuf {
+    tiny_vl_answering(ws, 16)
+}
+
+/// The tiny Qwen2.5-VL with answers of up to `max_tokens` (its random
+/// weights rarely stop early, so answers are that long).
+fn tiny_vl_answering(ws: &Workspace, max_tokens: u32) -> PathBuf {
     let dir = ws.path("models/tiny-vl");
     let output = ws.enf(&["model", "tiny-vl", dir.to_str().unwrap()]);
     assert!(output.status.success(), "{}", text(&output));
     ws.write(
         "models/tiny.toml",
-        "name = \"tiny-vl\"\nbackend = \"mistralrs\"\nimages = true\n[mistralrs]\nsource = { dir = \"tiny-vl\" }\narchitecture = \"qwen2.5-vl\"\ndtype = \"f32\"\ndevice = \"cpu\"\n[sampling]\ntemperature = 0.0\nmax_tokens = 16\n",
+        &format!("name = \"tiny-vl\"\nbackend = \"mistralrs\"\nimages = true\n[mistralrs]\nsource = {{ dir = \"tiny-vl\" }}\narchitecture = \"qwen2.5-vl\"\ndtype = \"f32\"\ndevice = \"cpu\"\n[sampling]\ntemperature = 0.0\nmax_tokens = {max_tokens}\n"),
     )
 }
 
@@ -77,6 +83,37 @@ fn the_enf_graph_gives_every_item_a_verdict_and_eval_scores_them() {
     assert_eq!(json["evaluation"]["scored"], 6);
     let report = std::fs::read_to_string(report).unwrap();
     assert!(report.contains("## User u000") && report.contains("| Video | Truth | Predicted |"), "{report}");
+}
+
+/// Soak: the main job's graph at `--concurrency 8` with long answers and
+/// prompts of many lengths (profiles of users with different histories,
+/// video analyses with frames, reasons) — sequences cross 512 and 1024
+/// positions while others are short, and mistral.rs batches them as they
+/// come. No node may fail.
+#[test]
+fn the_enf_graph_soaks_at_concurrency_8_with_long_answers_and_no_failed_node() {
+    let ws = Workspace::new();
+    let model = tiny_vl_answering(&ws, 360);
+    let data = synth(&ws, "5");
+    let graph = shipped_graph(&ws, "enf", &model);
+    let out = ws.path("out.jsonl");
+    let (output, records) = ws.run(&graph, &data, &out, &["--concurrency", "8"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(records.len(), 15, "3 items per user");
+    let mut longest = 0;
+    for record in &records {
+        assert_eq!(record["ok"], true, "{record}");
+        for (name, node) in record["nodes"].as_object().unwrap() {
+            assert_eq!(node["ok"], true, "node {name}: {record}");
+            assert_eq!(node["attempts"], 1, "no retry was needed: node {name}: {record}");
+            let usage = &node["usage"];
+            let requests = usage["requests"].as_u64().unwrap().max(1);
+            let tokens =
+                (usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()) / requests;
+            longest = longest.max(tokens);
+        }
+    }
+    assert!(longest > 1024, "some sequence crossed 1024 positions: longest mean per request {longest}");
 }
 
 #[test]

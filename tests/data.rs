@@ -57,7 +57,7 @@ fn every_broken_line_is_reported_with_file_and_line() {
     append("videos.jsonl", "{\"video_id\":\"vx\",\"title\":\"\",\"duration_s\":10,\"frames\":[\"frames/gone.png\"]}\n");
     append(
         "interactions.jsonl",
-        "{\"user_id\":\"ghost\",\"video_id\":\"v0\",\"ts\":1,\"watch_s\":1,\"play_rate\":0.5}\n{\"user_id\":\"u0\",\"video_id\":\"v0\",\"ts\":2,\"watch_s\":1,\"play_rate\":0.1,\"reason_class\":9}\nnot json\n",
+        "{\"user_id\":\"ghost\",\"video_id\":\"v0\",\"ts\":1,\"watch_s\":1,\"play_rate\":0.5}\n{\"user_id\":\"u0\",\"video_id\":\"v0\",\"ts\":2,\"watch_s\":1,\"play_rate\":0.1,\"reason_class\":9}\nnot json\n{\"user_id\":\"u0\",\"video_id\":\"v0\",\"ts\":3,\"watch_s\":-4,\"play_rate\":-0.2}\n",
     );
     let (ok, message) = check(&dir, &ws);
     assert!(!ok, "{message}");
@@ -66,6 +66,8 @@ fn every_broken_line_is_reported_with_file_and_line() {
         "users.jsonl:4: missing field `user_id`",
         "interactions.jsonl:5: unknown user_id `ghost`",
         "interactions.jsonl:7:",
+        "interactions.jsonl:8: play_rate must be a number ≥ 0, got -0.2",
+        "interactions.jsonl:8: watch_s must be a number ≥ 0, got -4",
     ] {
         assert!(message.contains(expected), "expected `{expected}` in:\n{message}");
     }

@@ -214,3 +214,31 @@ fn dot_draws_data_edges_and_calls() {
     assert!(dot.contains("label = \"first\""), "{dot}");
     assert!(dot.contains("style = dashed, label = \"calls\""), "{dot}");
 }
+
+/// `graph check` checks a model's manifest and files but loads no weights:
+/// a model directory whose weights cannot be loaded passes the check (and
+/// fails `enf run`, naming the manifest), a missing directory does not.
+#[test]
+fn graph_check_checks_model_files_without_loading_weights() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.path("models/no-weights")).unwrap();
+    ws.write("models/no-weights/config.json", "{ \"not\": \"a model config\" }");
+    let manifest = |dir: &str| {
+        format!(
+            "name = \"broken\"\nbackend = \"mistralrs\"\n[mistralrs]\nsource = {{ dir = \"{dir}\" }}\narchitecture = \"llama\"\ndtype = \"f32\"\ndevice = \"cpu\"\n"
+        )
+    };
+    ws.write("models/broken.toml", &manifest("no-weights"));
+    let graph = "[graph]\nname = \"w\"\n[models.m]\nmanifest = \"models/broken.toml\"\n[nodes.a]\nplugin = \"{echo}\"\nmodel = \"m\"\ninputs = { prompt = \"$item.candidate.title\" }\n";
+    let (ok, message) = check(&ws, graph);
+    assert!(ok, "no weights are loaded by the check: {message}");
+
+    let data = ws.data(1, 1);
+    let path = ws.path("graph.toml");
+    let (output, _) = ws.run(&path, &data, &ws.path("out.jsonl"), &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("broken.toml"), "{}", text(&output));
+
+    ws.write("models/broken.toml", &manifest("gone"));
+    assert_problem(&ws, graph, &["model `m`", "broken.toml", "does not exist"]);
+}

@@ -149,7 +149,7 @@ fn bad_models_and_inputs_fail_with_the_manifest_and_item_named() {
     videos = videos.replace("\"category\"", &format!("\"url\":\"{}\",\"category\"", "long words ".repeat(40)));
     std::fs::write(data.join("videos.jsonl"), videos).unwrap();
     let (output, records) = ws.run(&graph, &data, &ws.path("out.jsonl"), &[]);
-    assert!(output.status.success(), "{}", text(&output));
+    support::assert_finished_with_failures(&output);
     for record in &records {
         let error = record["nodes"]["long"]["error"].as_str().unwrap_or_default();
         assert!(error.contains("longer than the manifest's context of 40"), "{record}");
@@ -162,20 +162,27 @@ fn bad_models_and_inputs_fail_with_the_manifest_and_item_named() {
     std::fs::write(&broken, "not an image").unwrap();
     let graph = asking_graph(&ws, "models/tiny.toml", ", frames = \"$item.candidate.frames\"");
     let (output, records) = ws.run(&graph, &data, &ws.path("frames.jsonl"), &[]);
-    assert!(output.status.success(), "{}", text(&output));
+    support::assert_finished_with_failures(&output);
     let by_video = |v: &str| records.iter().find(|r| r["video_id"] == v).unwrap()["nodes"]["ask"].clone();
     assert_eq!(by_video("v0")["ok"], true);
     let error = by_video("v1")["error"].as_str().unwrap_or_default().to_string();
     assert!(error.contains("v1_1.png") && error.contains("cannot read frame 1 of video `v1`"), "{error}");
 
-    // A missing model directory and a wrong architecture are graph problems naming the manifest.
+    // A missing model directory is a graph problem naming the manifest (found
+    // without loading weights); a wrong architecture is found by loading them.
     ws.write("models/gone.toml", "name = \"gone\"\nbackend = \"mistralrs\"\n[mistralrs]\nsource = { dir = \"nowhere\" }\narchitecture = \"llama\"\ndevice = \"cpu\"\n");
     ws.write("models/wrong.toml", "name = \"wrong\"\nbackend = \"mistralrs\"\n[mistralrs]\nsource = { dir = \"tiny-vl\" }\narchitecture = \"llama\"\ndtype = \"f32\"\ndevice = \"cpu\"\n");
-    for (manifest, expected) in [("gone", "nowhere does not exist"), ("wrong", "could not load the model")] {
+    for (manifest, command, expected) in
+        [("gone", "check", "nowhere does not exist"), ("wrong", "run", "could not load the model")]
+    {
         let graph = asking_graph(&ws, &format!("models/{manifest}.toml"), "");
-        let output = ws.enf(&["graph", "check", graph.to_str().unwrap()]);
+        let output = if command == "check" {
+            ws.enf(&["graph", "check", graph.to_str().unwrap()])
+        } else {
+            ws.run(&graph, &data, &ws.path("wrong.jsonl"), &[]).0
+        };
         let message = text(&output);
-        assert!(!output.status.success(), "{message}");
+        assert_eq!(output.status.code(), Some(1), "{message}");
         assert!(message.contains(&format!("{manifest}.toml")) && message.contains(expected), "{message}");
     }
 }
@@ -183,6 +190,11 @@ fn bad_models_and_inputs_fail_with_the_manifest_and_item_named() {
 /// A local OpenAI-compatible server: the first `fail_first` requests get a 429,
 /// later ones an answer quoting how many data-URL images the request carried.
 async fn serve(fail_first: usize, seen: Arc<AtomicUsize>) -> SocketAddr {
+    serve_on(0, fail_first, seen).await
+}
+
+/// [`serve`] on a given port (0: any free one).
+async fn serve_on(port: u16, fail_first: usize, seen: Arc<AtomicUsize>) -> SocketAddr {
     use axum::Json;
     use axum::http::{HeaderMap, StatusCode};
     use axum::routing::post;
@@ -210,7 +222,7 @@ async fn serve(fail_first: usize, seen: Arc<AtomicUsize>) -> SocketAddr {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
@@ -272,12 +284,63 @@ async fn a_remote_endpoint_that_never_answers_in_time_fails_after_its_retries() 
     let ws = Workspace::new();
     ws.write(
         "models/slow.toml",
-        &format!("name = \"slow\"\nbackend = \"openai\"\n[openai]\nendpoints = [\"http://{addr}/v1\"]\nmodel = \"m\"\ntimeout = \"200ms\"\nretries = 1\nbackoff = \"10ms\"\n"),
+        &format!("name = \"slow\"\nbackend = \"openai\"\n[openai]\nendpoints = [\"http://{addr}/v1\"]\nmodel = \"m\"\ntimeout = \"200ms\"\nretries = 1\nbackoff = \"10ms\"\n[outage]\nbudget = \"0s\"\n"),
     );
     let data = ws.data(1, 1);
     let graph = asking_graph(&ws, "models/slow.toml", "");
     let (output, records) = ws.run(&graph, &data, &ws.path("out.jsonl"), &[]);
-    assert!(output.status.success(), "{}", text(&output));
+    support::assert_finished_with_failures(&output);
     let error = records[0]["nodes"]["ask"]["error"].as_str().unwrap_or_default();
     assert!(error.contains("gave up after 2 attempt(s)") && error.contains("slow.toml"), "{error}");
+}
+
+/// An endpoint that is down (connections refused) for a while and then comes
+/// up: requests wait for it (the manifest's `[outage]` policy) instead of
+/// failing, and the node's own retries are not spent.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_wait_for_a_remote_endpoint_that_comes_back() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let seen = Arc::new(AtomicUsize::new(0));
+    let ws = Workspace::new();
+    ws.write(
+        "models/late.toml",
+        &format!(
+            "name = \"late\"\nbackend = \"openai\"\nimages = true\n[openai]\nendpoints = [\"http://127.0.0.1:{port}/v1\"]\nmodel = \"gpt-test\"\napi_key_env = \"ENF_TEST_KEY\"\nretries = 0\ntimeout = \"5s\"\n[outage]\nfirst_delay = \"100ms\"\nmax_delay = \"400ms\"\nbudget = \"60s\"\n"
+        ),
+    );
+    let data = ws.data(1, 2);
+    let graph = ws.write(
+        "graph.toml",
+        &format!(
+            "[graph]\nname = \"late\"\n[models.m]\nmanifest = \"models/late.toml\"\n[nodes.ask]\nplugin = \"{}\"\nmodel = \"m\"\ninputs = {{ prompt = \"$item.candidate.title\" }}\nretries = 1\n",
+            fixture("echo_agent").display()
+        ),
+    );
+    let out = ws.path("out.jsonl");
+    let mut command = ws.enf_command(&[
+        "run",
+        graph.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    command.env("ENF_TEST_KEY", "sesame");
+    let run = tokio::task::spawn_blocking(move || command.output().unwrap());
+    // The endpoint comes up 1.5 s later, on the port the manifest names.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    serve_on(port, 0, seen.clone()).await;
+    let output = run.await.unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let records = support::read_records(&out);
+    assert_eq!(records.len(), 2);
+    for record in &records {
+        let node = &record["nodes"]["ask"];
+        assert_eq!(node["output"]["answer"], "gpt-test saw 0 frames", "{record}");
+        assert_eq!(node["attempts"], 1, "the node's retry was not spent on the outage: {record}");
+    }
+    assert!(text(&output).contains("waiting for it to come back"), "{}", text(&output));
 }

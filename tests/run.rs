@@ -107,7 +107,7 @@ fn a_deadline_also_covers_time_spent_waiting_on_the_host_and_retries_are_counted
     );
     let started = Instant::now();
     let (output, records) = ws.run(&g, &data, &ws.path("out.jsonl"), &[]);
-    assert!(output.status.success(), "{}", text(&output));
+    support::assert_finished_with_failures(&output);
     assert!(started.elapsed() < Duration::from_secs(20), "the 30 s inference was not waited for");
     for record in &records {
         let wait = node(record, "wait");
@@ -135,7 +135,7 @@ fn missing_frames_and_ungranted_models_fail_only_that_node() {
          [nodes.fine]\nplugin = \"{echo}\"\nmodel = \"m\"\nmodels = [\"other\"]\ninputs = { prompt = \"$item.candidate.title\" }\nconfig = { model = \"other\" }\n",
     );
     let (output, records) = ws.run(&g, &data, &ws.path("out.jsonl"), &[]);
-    assert!(output.status.success(), "{}", text(&output));
+    support::assert_finished_with_failures(&output);
     assert_eq!(records.len(), 2);
     for record in &records {
         let error = |name: &str| node(record, name)["error"].as_str().unwrap_or_default().to_string();
@@ -265,4 +265,55 @@ fn bad_data_is_reported_with_file_and_line() {
     assert!(records.is_empty());
     assert!(message.contains("interactions.jsonl:5: unknown video_id `nope`"), "{message}");
     assert!(message.contains("interactions.jsonl:6:"), "{message}");
+}
+
+#[test]
+fn failed_items_are_summarised_and_retry_failed_reruns_exactly_those() {
+    let ws = Workspace::new();
+    ws.echo_model("m", "");
+    let data = ws.data(2, 3);
+    // Video v0 lists one frame of the two the node shows: items of v0 fail.
+    let videos = std::fs::read_to_string(data.join("videos.jsonl")).unwrap();
+    let broken = videos.replace("\"frames/v0_0.png\",\"frames/v0_1.png\"", "\"frames/v0_0.png\"");
+    assert_ne!(broken, videos);
+    std::fs::write(data.join("videos.jsonl"), &broken).unwrap();
+    let g = graph(
+        &ws,
+        "[models.m]\nmanifest = \"models/m.toml\"\n[nodes.ask]\nplugin = \"{echo}\"\nmodel = \"m\"\ninputs = { prompt = \"$item.candidate.title\", video_id = \"$item.candidate.video_id\" }\nconfig = { frames = 2 }\n",
+    );
+    let out = ws.path("out.jsonl");
+    let (output, first) = ws.run(&g, &data, &out, &[]);
+    let printed = text(&output);
+    assert_eq!(output.status.code(), Some(2), "exit code 2: the run finished with failed items: {printed}");
+    assert_eq!(first.len(), 6);
+    let failed: Vec<&str> = first.iter().filter(|r| r["ok"] == false).map(|r| r["item_id"].as_str().unwrap()).collect();
+    assert_eq!(failed.len(), 2, "the two items of v0: {first:?}");
+    assert!(printed.contains("node `ask` failed on 2 item(s)"), "{printed}");
+    assert!(
+        printed.contains("2 × `ask`:") && printed.contains("frame 1 does not exist"),
+        "grouped by reason: {printed}"
+    );
+    assert!(printed.contains("--retry-failed"), "the summary says how to rerun them: {printed}");
+
+    // Rerunning without the flag runs nothing and still exits 2.
+    let (output, again) = ws.run(&g, &data, &out, &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert_eq!(again, first, "nothing was rerun");
+
+    // Fixed data, with --retry-failed: exactly the failed items run again,
+    // each line replaced in place.
+    std::fs::write(data.join("videos.jsonl"), &videos).unwrap();
+    let (output, retried) = ws.run(&g, &data, &out, &["--retry-failed"]);
+    let printed = text(&output);
+    assert!(output.status.success(), "{printed}");
+    assert!(printed.contains("2 item(s) run") && printed.contains("2 of them retried"), "{printed}");
+    let ids =
+        |records: &[Value]| records.iter().map(|r| r["item_id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(&retried), ids(&first), "one line per item, in the same places");
+    assert!(retried.iter().all(|r| r["ok"] == true), "{retried:?}");
+    for (before, after) in first.iter().zip(&retried) {
+        if before["ok"] == true {
+            assert_eq!(before, after, "an item that had succeeded is untouched");
+        }
+    }
 }

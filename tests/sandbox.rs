@@ -37,7 +37,8 @@ plugin = "{echo}"
     );
     let out = ws.path("out.jsonl");
     let (output, records) = ws.run(&graph, &data, &out, &["--concurrency", "3"]);
-    assert!(output.status.success(), "{}", text(&output));
+    // Exit code 0, or 2 when the hostile agent failed items (the escape agent reports instead).
+    assert!(matches!(output.status.code(), Some(0 | 2)), "{}", text(&output));
     assert_eq!(records.len(), ITEMS, "every item is written: {}", text(&output));
     for record in &records {
         assert_eq!(record["nodes"]["good"]["ok"], true, "the well-behaved node succeeds: {record}");
@@ -161,7 +162,7 @@ fn host_memory_stays_bounded_under_repeated_abuse() {
         &ws.path("out.jsonl"),
         &["--concurrency", "4", "--summary-json", summary_path.to_str().unwrap()],
     );
-    assert!(output.status.success(), "{}", text(&output));
+    support::assert_finished_with_failures(&output);
     assert_eq!(records.len(), 48);
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
     assert_eq!(summary["failed"], 48);

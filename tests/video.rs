@@ -124,7 +124,7 @@ fn video_files_reach_the_model_as_16_cached_frames_and_a_broken_one_fails_its_it
     let graph = shipped_graph(&ws, "explicit", &model);
     let out = ws.path("out.jsonl");
     let (output, records) = ws.run(&graph, &data, &out, &[]);
-    assert!(output.status.success(), "{}", text(&output));
+    support::assert_finished_with_failures(&output);
     assert_eq!(records.len(), 2, "{}", text(&output));
     let by_video = |id: &str| records.iter().find(|r| r["video_id"] == id).unwrap().clone();
 
@@ -149,6 +149,6 @@ fn video_files_reach_the_model_as_16_cached_frames_and_a_broken_one_fails_its_it
     let marker = frames_dir.join("frames.txt");
     let written = std::fs::metadata(&marker).unwrap().modified().unwrap();
     let (again, _) = ws.run(&graph, &data, &ws.path("again.jsonl"), &[]);
-    assert!(again.status.success(), "{}", text(&again));
+    support::assert_finished_with_failures(&again);
     assert_eq!(std::fs::metadata(&marker).unwrap().modified().unwrap(), written);
 }

@@ -11,6 +11,7 @@
 //! - [`data`]: TVNF-format data sets turned into items (one user × one candidate video).
 //! - [`eval`]: the paper's metrics over a predictions file, tables and reports.
 //! - [`run`]: the scheduler that pushes items through a graph and writes predictions.
+//! - [`problems`]: file:line problem reports shared by every check.
 #![deny(missing_docs)]
 
 pub mod data;
@@ -19,4 +20,5 @@ pub mod graph;
 pub mod inference;
 pub mod modelfiles;
 pub mod plugin;
+pub mod problems;
 pub mod run;

@@ -192,3 +192,8 @@ pub fn read_records(path: &Path) -> Vec<Value> {
 pub fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
+
+/// Asserts that `enf run` finished with some items failed (exit code 2).
+pub fn assert_finished_with_failures(output: &Output) {
+    assert_eq!(output.status.code(), Some(2), "exit code 2 (run finished, some items failed): {}", text(output));
+}

@@ -142,6 +142,7 @@ pub async fn inference(args: InferenceBenchArgs) -> anyhow::Result<ExitCode> {
                     Ok(GenerateRequest {
                         messages: vec![ChatMessage { role: Role::User, text: text.clone(), images }],
                         sampling: Sampling { temperature: 0.0, max_tokens, n: 1, ..Sampling::default() },
+                        origin: None,
                     })
                 })
                 .collect()

@@ -47,15 +47,22 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     }
     let label = args.predictions.file_stem().map_or("this run".to_string(), |s| s.to_string_lossy().into_owned());
     println!(
-        "{} — {} over {} ({} items, {} scored, {} without a verdict, {} guessed by the parser)",
+        "{} — {} over {} ({} items, {} scored, {} failed, {} not run, {} guessed by the parser)",
         args.predictions.display(),
         args.task.title(),
         args.data.display(),
         evaluation.items,
         evaluation.scored,
-        evaluation.missing,
+        evaluation.failed,
+        evaluation.missing - evaluation.failed,
         evaluation.guessed
     );
+    if evaluation.failed > 0 {
+        println!(
+            "note: the {} failed item(s) are left out of the figures; rerun them with `enf run … --retry-failed`",
+            evaluation.failed
+        );
+    }
     if let Some(users) = evaluation.users {
         println!("per-user averages over {users} user(s); positive class: like");
     }

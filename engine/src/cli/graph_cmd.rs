@@ -5,12 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use enf::graph::Graph;
-use enf::run::{Pipeline, PipelineOptions};
+use enf::run::{CheckedGraph, PipelineOptions};
 
-/// Checks a graph file with its plugins and models; prints every problem.
+/// Checks a graph file with its plugins and model manifests (without
+/// loading weights); prints every problem.
 pub async fn check(file: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let options = PipelineOptions { cache_dir, concurrency: 1, inference_cache: None };
-    match Pipeline::load(file, &options).await {
+    match CheckedGraph::check(file, &options).await {
         Ok(pipeline) => {
             let graph = &pipeline.graph;
             println!(

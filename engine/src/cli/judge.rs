@@ -31,6 +31,7 @@ pub async fn relevance(manifest: &Path, judged: &[Judged]) -> anyhow::Result<Opt
         let request = GenerateRequest {
             messages: vec![ChatMessage { role: Role::User, text: prompt, images: vec![] }],
             sampling,
+            origin: None,
         };
         let answer = backend.generate(request).await?;
         let text = answer.completions.first().map(|c| c.text.as_str()).unwrap_or_default();

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Subcommand;
-use enf::inference::{ChatMessage, GenerateRequest, ModelManifest, Role, start_backend};
+use enf::inference::{ChatMessage, Frame, GenerateRequest, ModelManifest, Role, start_backend};
 
 /// `enf model` subcommands.
 #[derive(Debug, Subcommand)]
@@ -35,6 +35,12 @@ pub enum ModelCommand {
         /// New tokens at most.
         #[arg(long, default_value_t = 64)]
         max_tokens: u32,
+        /// Show this image file with the question (repeat for several; models that take images).
+        #[arg(long = "image", value_name = "FILE")]
+        images: Vec<PathBuf>,
+        /// Print one JSON object (text, finish reason, prompt and completion tokens) instead of the text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -58,20 +64,42 @@ pub async fn run(command: ModelCommand) -> anyhow::Result<ExitCode> {
                 started.elapsed().as_secs_f64()
             );
         }
-        ModelCommand::Ask { manifest, prompt, max_tokens } => {
+        ModelCommand::Ask { manifest, prompt, max_tokens, images, json } => {
             let manifest = ModelManifest::load(&manifest)?;
+            for image in &images {
+                anyhow::ensure!(image.is_file(), "--image {}: no such file", image.display());
+            }
             let backend = start_backend(&manifest).await?;
             let mut sampling = backend.default_sampling().clone();
             sampling.temperature = 0.0;
             sampling.max_tokens = max_tokens;
+            let images = images
+                .into_iter()
+                .enumerate()
+                .map(|(index, path)| Frame { video_id: "ask".into(), index: index as u32, path })
+                .collect();
             let request = GenerateRequest {
-                messages: vec![ChatMessage { role: Role::User, text: prompt, images: vec![] }],
+                messages: vec![ChatMessage { role: Role::User, text: prompt, images }],
                 sampling,
+                origin: None,
             };
             let started = Instant::now();
             let response = backend.generate(request).await?;
-            for completion in &response.completions {
-                println!("{}", completion.text);
+            if json {
+                let completion = response.completions.first().context("the model gave no completion")?;
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "text": completion.text,
+                        "finish_reason": completion.finish_reason,
+                        "prompt_tokens": response.prompt_tokens,
+                        "completion_tokens": completion.completion_tokens,
+                    })
+                );
+            } else {
+                for completion in &response.completions {
+                    println!("{}", completion.text);
+                }
             }
             eprintln!("({} prompt tokens, {:.2}s)", response.prompt_tokens, started.elapsed().as_secs_f64());
         }

@@ -1,4 +1,9 @@
 //! `enf run`: load the graph and data, run the items, print a summary.
+//!
+//! Exit codes: 0 — every item of the data set is in the predictions file
+//! with every node succeeded; 2 — the run finished but some items have a
+//! failed node (the summary says why and how to rerun them); 1 — the run
+//! could not be done (bad graph, data or predictions file).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +33,9 @@ pub struct RunArgs {
     /// Run at most this many new items.
     #[arg(long)]
     limit: Option<usize>,
+    /// Also run again the items whose record has a failed node, replacing their records.
+    #[arg(long)]
+    retry_failed: bool,
     /// Cache model answers in this directory and replay identical requests.
     #[arg(long, value_name = "DIR")]
     inference_cache: Option<PathBuf>,
@@ -58,10 +66,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(graph = %pipeline.graph.name, items = items.len(), "running");
     let cache_stats = pipeline.cache_stats.clone();
     let context = RunContext { pipeline: Arc::new(pipeline), frames: Arc::new(dataset) };
-    let run_options =
-        RunOptions { out: args.out.clone(), concurrency: usize::from(args.concurrency), limit: args.limit };
+    let run_options = RunOptions {
+        out: args.out.clone(),
+        concurrency: usize::from(args.concurrency),
+        limit: args.limit,
+        retry_failed: args.retry_failed,
+    };
     let summary = enf::run::run(context, items, &run_options).await?;
-    print_summary(&summary, &args.out);
+    print_summary(&summary, &args);
     if let Some(stats) = &cache_stats {
         println!("  inference cache: {} hit(s), {} miss(es)", stats.hits(), stats.misses());
     }
@@ -75,8 +87,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, serde_json::to_string_pretty(&json)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    if summary.failed + summary.failed_before > 0 {
+        return Ok(ExitCode::from(EXIT_ITEMS_FAILED));
+    }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Exit code of a run that finished with failed items.
+pub const EXIT_ITEMS_FAILED: u8 = 2;
 
 /// Samples the frames of the video files the items show (candidates and
 /// history); says whether any video file was involved. Videos that cannot be
@@ -120,18 +138,35 @@ fn peak_memory_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn print_summary(summary: &RunSummary, out: &std::path::Path) {
+fn print_summary(summary: &RunSummary, args: &RunArgs) {
     let ran = summary.ok + summary.failed;
+    let retried = if summary.retried > 0 { format!(" ({} of them retried)", summary.retried) } else { String::new() };
     println!(
-        "{ran} item(s) run in {:.1}s: {} ok, {} failed; {} already in {}",
+        "{ran} item(s) run in {:.1}s{retried}: {} ok, {} failed; {} already in {}",
         summary.elapsed.as_secs_f64(),
         summary.ok,
         summary.failed,
         summary.already_done,
-        out.display()
+        args.out.display()
     );
     for (node, failures) in &summary.node_failures {
         println!("  node `{node}` failed on {failures} item(s)");
+    }
+    for group in &summary.failure_reasons {
+        println!("    {} × `{}`: {} (e.g. item {})", group.items, group.node, group.reason, group.example_item);
+    }
+    for panic in &summary.panics {
+        println!("  the host panicked: {panic}");
+    }
+    let failed_in_file = summary.failed + summary.failed_before;
+    if failed_in_file > 0 {
+        println!(
+            "  {failed_in_file} item(s) in {} have a failed node; rerun just those with:\n    enf run {} --data {} --out {} --retry-failed",
+            args.out.display(),
+            args.graph.display(),
+            args.data.display(),
+            args.out.display()
+        );
     }
     if summary.usage.requests > 0 {
         println!(

@@ -67,11 +67,9 @@ pub fn check(dir: &Path) -> Result<DataSummary, DataError> {
         let mut problem = |message: String| {
             problems.push(DataProblem { file: interactions_file.clone(), line: Some(*line), message })
         };
+        // Negative or non-finite play_rate and watch_s are refused by `Dataset::load`.
         if i.play_rate > 20.0 {
             problem(format!("play_rate {} is implausible (more than 20 replays)", i.play_rate));
-        }
-        if !(i.watch_s.is_finite() && i.watch_s >= 0.0) {
-            problem(format!("watch_s must be a number ≥ 0, got {}", i.watch_s));
         }
         if let Some(class) = &i.reason_class
             && !class.is_null()

@@ -119,7 +119,7 @@ fn read_task(path: &Path, problems: &mut Vec<DataProblem>) -> Task {
         Err(e) => {
             problems.push(DataProblem {
                 file: path.to_path_buf(),
-                line: e.span().map(|s| crate::graph::line_of(&text, s.start)),
+                line: e.span().map(|s| crate::problems::line_of(&text, s.start)),
                 message: e.message().to_string(),
             });
             Task::default()
@@ -174,6 +174,9 @@ impl Dataset {
             }
             if !(i.play_rate.is_finite() && i.play_rate >= 0.0) {
                 problem(format!("play_rate must be a number ≥ 0, got {}", i.play_rate));
+            }
+            if !(i.watch_s.is_finite() && i.watch_s >= 0.0) {
+                problem(format!("watch_s must be a number ≥ 0, got {}", i.watch_s));
             }
         }
         let selection = items_file.is_file().then(|| read_jsonl::<ItemSelector>(&items_file, &mut problems));

@@ -5,23 +5,16 @@
 
 use serde::Serialize;
 
-/// One scored item: what was true and what was predicted.
+/// One item's binary judgement: what was true and what was predicted (the
+/// class and reason steps are scored by [`super::score`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scored {
     /// The user (for per-user averaging).
     pub user_id: String,
     /// Truly negative.
     pub truth_negative: bool,
-    /// The true reason class, where labelled.
-    pub truth_class: Option<u32>,
-    /// The user's own reason, where given.
-    pub truth_reason: Option<String>,
     /// Predicted negative.
     pub predicted_negative: bool,
-    /// Predicted class.
-    pub predicted_class: Option<u32>,
-    /// Predicted reason.
-    pub predicted_reason: String,
 }
 
 /// Which attitude counts as the positive class of the binary metrics.
@@ -83,18 +76,6 @@ pub fn binary(items: &[Scored], positive: PositiveClass) -> Binary {
     b
 }
 
-/// Class accuracy over truly negative items with a labelled class: the
-/// predicted class must match (a "like" prediction has none, so it misses).
-/// `None` when no item has a labelled class.
-pub fn class_accuracy(items: &[Scored]) -> Option<(f64, usize)> {
-    let labelled: Vec<&Scored> = items.iter().filter(|i| i.truth_negative && i.truth_class.is_some()).collect();
-    if labelled.is_empty() {
-        return None;
-    }
-    let right = labelled.iter().filter(|i| i.predicted_negative && i.predicted_class == i.truth_class).count();
-    Some((ratio(right, labelled.len()), labelled.len()))
-}
-
 /// Averages the binary figures of each user's items (users with no items are skipped).
 pub fn per_user_binary(items: &[Scored], positive: PositiveClass) -> (Binary, usize) {
     let mut users: Vec<&str> = items.iter().map(|i| i.user_id.as_str()).collect();
@@ -132,15 +113,7 @@ mod tests {
     use super::*;
 
     fn item(user: &str, truth: bool, predicted: bool) -> Scored {
-        Scored {
-            user_id: user.into(),
-            truth_negative: truth,
-            truth_class: None,
-            truth_reason: None,
-            predicted_negative: predicted,
-            predicted_class: None,
-            predicted_reason: String::new(),
-        }
+        Scored { user_id: user.into(), truth_negative: truth, predicted_negative: predicted }
     }
 
     #[test]
@@ -163,7 +136,6 @@ mod tests {
         assert_eq!((b.acc, b.precision, b.recall, b.f1), (1.0, 0.0, 0.0, 0.0));
         let empty = binary(&[], PositiveClass::Negative);
         assert_eq!((empty.acc, empty.f1), (0.0, 0.0));
-        assert!(class_accuracy(&[]).is_none());
     }
 
     #[test]
@@ -172,22 +144,6 @@ mod tests {
         let b = binary(&items, PositiveClass::Like);
         assert_eq!((b.tp, b.fp), (1, 1));
         assert!((b.precision - 0.5).abs() < 1e-12);
-    }
-
-    #[test]
-    fn class_accuracy_counts_only_labelled_negatives_and_like_misses() {
-        let mut a = item("u", true, true);
-        a.truth_class = Some(2);
-        a.predicted_class = Some(2);
-        let mut b = item("u", true, false);
-        b.truth_class = Some(3);
-        let mut c = item("u", true, true);
-        c.truth_class = Some(1);
-        c.predicted_class = Some(3);
-        let unlabelled = item("u", true, true);
-        let (acc, n) = class_accuracy(&[a, b, c, unlabelled]).unwrap();
-        assert_eq!(n, 3);
-        assert!((acc - 1.0 / 3.0).abs() < 1e-12);
     }
 
     #[test]

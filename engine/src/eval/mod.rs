@@ -8,6 +8,7 @@
 pub mod metrics;
 pub mod report;
 pub mod rouge;
+pub mod score;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -84,20 +85,27 @@ pub enum EvalError {
     Node(String),
 }
 
-/// Reads a predictions file.
+/// Reads a predictions file. Where an item has several records (a retry
+/// run that was interrupted before compacting the file), the last one counts.
 pub fn read_predictions(path: &Path) -> Result<Vec<ItemRecord>, EvalError> {
     let text = std::fs::read_to_string(path).map_err(|source| EvalError::Read { path: path.to_path_buf(), source })?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| EvalError::Record {
-                path: path.to_path_buf(),
-                line: i + 1,
-                message: e.to_string(),
-            })
-        })
-        .collect()
+    let mut records: Vec<ItemRecord> = Vec::new();
+    let mut position: HashMap<String, usize> = HashMap::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let record: ItemRecord = serde_json::from_str(line).map_err(|e| EvalError::Record {
+            path: path.to_path_buf(),
+            line: i + 1,
+            message: e.to_string(),
+        })?;
+        match position.get(&record.item_id) {
+            Some(&at) => records[at] = record,
+            None => {
+                position.insert(record.item_id.clone(), records.len());
+                records.push(record);
+            }
+        }
+    }
+    Ok(records)
 }
 
 /// The node whose output holds the verdicts: `wanted`, else `reason` when
@@ -145,6 +153,9 @@ pub struct Judged {
     pub error: Option<String>,
     /// ROUGE of the reason, where scored.
     pub reasoning: Option<f64>,
+    /// The verdict's score, step by step (none without a verdict).
+    #[serde(skip)]
+    pub score: Option<score::ItemScore>,
 }
 
 /// The evaluation of one predictions file.
@@ -160,6 +171,9 @@ pub struct Evaluation {
     pub scored: usize,
     /// Items without one (failed, or not run).
     pub missing: usize,
+    /// Of those, items whose record has a failed verdict node (rerun them
+    /// with `enf run --retry-failed`).
+    pub failed: usize,
     /// Verdicts the parser had to guess.
     pub guessed: usize,
     /// Prediction lines for items the data set does not have.
@@ -204,11 +218,12 @@ pub fn evaluate(records: &[ItemRecord], items: &[Item], task: Task, node: &str) 
                 },
             },
         };
-        let right_negative = truth_negative && verdict.as_ref().is_some_and(|v| v.attitude == Attitude::Negative);
-        let reasoning = match (&item.truth.reason_text, &verdict) {
-            (Some(real), Some(v)) if right_negative => Some(scorer.score(real, &v.reason)),
-            _ => None,
+        let truth = score::Truth {
+            negative: truth_negative,
+            reason_class: item.truth.reason_class,
+            reason_text: item.truth.reason_text.as_deref(),
         };
+        let scored = verdict.as_ref().map(|v| score::score_item(&truth, v, &scorer));
         judged.push(Judged {
             item_id: item.item_id.clone(),
             user_id: item.user_id.clone(),
@@ -218,7 +233,8 @@ pub fn evaluate(records: &[ItemRecord], items: &[Item], task: Task, node: &str) 
             truth_reason: item.truth.reason_text.clone(),
             verdict,
             error,
-            reasoning,
+            reasoning: scored.and_then(|s| s.reasoning),
+            score: scored,
         });
     }
     let scored: Vec<Scored> = judged
@@ -227,11 +243,7 @@ pub fn evaluate(records: &[ItemRecord], items: &[Item], task: Task, node: &str) 
             j.verdict.as_ref().map(|v| Scored {
                 user_id: j.user_id.clone(),
                 truth_negative: j.truth_negative,
-                truth_class: j.truth_class,
-                truth_reason: j.truth_reason.clone(),
                 predicted_negative: v.attitude == Attitude::Negative,
-                predicted_class: v.reason_class,
-                predicted_reason: v.reason.clone(),
             })
         })
         .collect();
@@ -242,19 +254,20 @@ pub fn evaluate(records: &[ItemRecord], items: &[Item], task: Task, node: &str) 
     } else {
         (metrics::binary(&scored, positive), None)
     };
-    let reasons: Vec<f64> = judged.iter().filter_map(|j| j.reasoning).collect();
+    let scores: Vec<score::ItemScore> = judged.iter().filter_map(|j| j.score).collect();
     let evaluation = Evaluation {
         task,
         node: node.to_string(),
         items: items.len(),
         scored: scored.len(),
         missing: judged.iter().filter(|j| j.verdict.is_none()).count(),
+        failed: judged.iter().filter(|j| j.verdict.is_none() && by_id.contains_key(j.item_id.as_str())).count(),
         guessed: judged.iter().filter(|j| j.verdict.as_ref().is_some_and(|v| v.guessed)).count(),
         unknown,
         binary,
         users,
-        class_acc: if task == Task::Agent4rec { None } else { metrics::class_accuracy(&scored) },
-        reasoning: (!reasons.is_empty()).then(|| (reasons.iter().sum::<f64>() / reasons.len() as f64, reasons.len())),
+        class_acc: if task == Task::Agent4rec { None } else { score::class_accuracy(&scores) },
+        reasoning: score::mean_reasoning(&scores),
         judge: None,
         positive,
     };

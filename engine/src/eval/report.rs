@@ -39,10 +39,11 @@ pub fn markdown(
     let _ = writeln!(out, "# {title}\n");
     let _ = writeln!(
         out,
-        "{} items, {} with a verdict, {} without (failed or not run), {} verdicts the parser had to guess. Verdicts from node `{}`; positive class: {:?}.\n",
+        "{} items, {} with a verdict, {} failed (left out of the figures; `enf run --retry-failed` reruns them), {} not run, {} verdicts the parser had to guess. Verdicts from node `{}`; positive class: {:?}.\n",
         evaluation.items,
         evaluation.scored,
-        evaluation.missing,
+        evaluation.failed,
+        evaluation.missing - evaluation.failed,
         evaluation.guessed,
         evaluation.node,
         evaluation.positive

@@ -9,7 +9,6 @@
 //! the same [`GraphProblem`] form.
 
 mod dot;
-mod problem;
 mod reference;
 mod spec;
 mod validate;
@@ -21,8 +20,8 @@ use petgraph::graph::DiGraph;
 
 use crate::inference::ModelManifest;
 
+pub use crate::problems::{GraphError, GraphProblem, Problems};
 pub use dot::to_dot;
-pub use problem::{GraphError, GraphProblem, Problems, describe_toml_error, line_of};
 pub use reference::{ITEM_FIELDS, InputRef};
 pub use spec::GraphFile;
 

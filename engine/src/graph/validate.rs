@@ -11,9 +11,8 @@ use toml::Spanned;
 use crate::inference::ModelManifest;
 
 use super::spec::{GraphFile, LimitsRef, NodeSpec};
-use super::{
-    Graph, GraphError, ITEM_FIELDS, InputRef, ModelRef, Node, NodeInput, NodeLimits, Problems, describe_toml_error,
-};
+use super::{Graph, GraphError, ITEM_FIELDS, InputRef, ModelRef, Node, NodeInput, NodeLimits, Problems};
+use crate::problems::describe_toml_error;
 
 impl Graph {
     /// Reads, parses and validates a graph file. Every problem found is

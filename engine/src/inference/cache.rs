@@ -132,6 +132,7 @@ mod tests {
         GenerateRequest {
             messages: vec![ChatMessage { role: Role::User, text: text.into(), images: vec![] }],
             sampling: Sampling { temperature, ..Sampling::default() },
+            origin: None,
         }
     }
 

@@ -95,6 +95,7 @@ mod tests {
         GenerateRequest {
             messages: vec![ChatMessage { role: Role::User, text: text.into(), images: vec![] }],
             sampling: Sampling { n, max_tokens, ..Sampling::default() },
+            origin: None,
         }
     }
 
@@ -121,7 +122,8 @@ mod tests {
     #[tokio::test]
     async fn refuses_an_empty_conversation() {
         let backend = EchoBackend::new(ModelIdentity::named("e"), EchoOptions::default());
-        let err = backend.generate(GenerateRequest { messages: vec![], sampling: Sampling::default() }).await;
+        let err =
+            backend.generate(GenerateRequest { messages: vec![], sampling: Sampling::default(), origin: None }).await;
         assert!(matches!(err, Err(InferenceError::InvalidRequest(_))));
     }
 }

@@ -16,16 +16,19 @@
 //! [sampling]                   # defaults for agents that ask for none
 //! temperature = 0.0
 //! max_tokens = 512
+//!
+//! [outage]                     # waiting out a backend that is down (optional)
+//! budget = "2m"
 //! ```
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::Sampling;
 use super::echo::EchoOptions;
 use super::mistralrs::MistralRsOptions;
 use super::openai::OpenAiOptions;
+use super::{RetryPolicy, Sampling};
 
 /// Which backend serves a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -66,9 +69,16 @@ pub struct ModelManifest {
     /// Options of the `openai` backend.
     #[serde(default)]
     pub openai: Option<OpenAiOptions>,
+    /// How long requests wait for the backend when it is down.
+    #[serde(default)]
+    pub outage: RetryPolicy,
     /// The manifest file (set on load).
     #[serde(skip)]
     pub path: PathBuf,
+    /// SHA-256 (hex, first 16 digits) of the manifest's text as loaded: a
+    /// changed manifest is another model.
+    #[serde(skip)]
+    pub fingerprint: String,
 }
 
 /// A manifest that cannot be used.
@@ -111,8 +121,12 @@ impl ModelManifest {
     pub fn parse(path: &Path, text: &str) -> Result<Self, ManifestError> {
         let invalid = |message: String| ManifestError::Invalid { path: path.to_path_buf(), message };
         let mut manifest: ModelManifest =
-            toml::from_str(text).map_err(|e| invalid(crate::graph::describe_toml_error(text, &e)))?;
+            toml::from_str(text).map_err(|e| invalid(crate::problems::describe_toml_error(text, &e)))?;
         manifest.path = path.to_path_buf();
+        manifest.fingerprint = {
+            use sha2::Digest;
+            hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
+        };
         if manifest.sampling.n == 0 {
             return Err(invalid("sampling.n must be at least 1".into()));
         }

@@ -85,6 +85,14 @@ pub struct MistralRsOptions {
     /// Resize frames so their longer edge is at most this many pixels.
     #[serde(default)]
     pub max_edge: Option<u32>,
+    /// Finished sequences whose KV cache mistral.rs keeps to reuse for
+    /// prompts that share their prefix; 0 turns the prefix cache off.
+    #[serde(default = "default_prefix_cache")]
+    pub prefix_cache: usize,
+}
+
+fn default_prefix_cache() -> usize {
+    16
 }
 
 /// A model loaded by mistral.rs.
@@ -109,8 +117,45 @@ fn dtype(manifest: &ModelManifest, text: Option<&str>) -> Result<ModelDType, Man
 }
 
 impl MistralRsBackend {
+    /// Checks what can be checked without loading weights: the options, the
+    /// device this build supports, and that the weights are where the
+    /// manifest says.
+    pub fn preflight(manifest: &ModelManifest) -> Result<(), ManifestError> {
+        let options =
+            manifest.mistralrs.as_ref().ok_or_else(|| ManifestError::invalid(manifest, "no [mistralrs] table"))?;
+        if options.device == DeviceKind::Cuda && !cfg!(feature = "cuda") {
+            return Err(ManifestError::invalid(
+                manifest,
+                "device = \"cuda\" needs an `enf` built with `--features cuda`",
+            ));
+        }
+        dtype(manifest, options.dtype.as_deref())?;
+        if let Some(text) = options.isq.as_deref() {
+            mistralrs::parse_isq_value(text, None)
+                .map_err(|e| ManifestError::invalid(manifest, format!("isq `{text}`: {e}")))?;
+        }
+        let (path, directory) = match (&options.source, options.architecture) {
+            (ModelSource::Gguf(_), Architecture::Qwen25Vl) => {
+                return Err(ManifestError::invalid(
+                    manifest,
+                    "Qwen2.5-VL cannot be loaded from GGUF; give a model directory",
+                ));
+            }
+            (ModelSource::Gguf(file), _) => (manifest.resolve(file), false),
+            (ModelSource::Dir(dir), _) => (manifest.resolve(dir), true),
+            (ModelSource::Hub(_), _) => return Ok(()),
+        };
+        let exists = if directory { path.is_dir() } else { path.is_file() };
+        if !exists {
+            let what = if directory { "directory" } else { "file" };
+            return Err(ManifestError::invalid(manifest, format!("model {what} {} does not exist", path.display())));
+        }
+        Ok(())
+    }
+
     /// Loads the model a manifest describes.
     pub async fn load(manifest: &ModelManifest) -> Result<Self, ManifestError> {
+        Self::preflight(manifest)?;
         let options =
             manifest.mistralrs.as_ref().ok_or_else(|| ManifestError::invalid(manifest, "no [mistralrs] table"))?;
         if options.device == DeviceKind::Cuda && !cfg!(feature = "cuda") {
@@ -130,6 +175,7 @@ impl MistralRsBackend {
             })
             .transpose()?;
         let max_seqs = options.max_seqs.unwrap_or(32);
+        let prefix_cache = (options.prefix_cache > 0).then_some(options.prefix_cache);
         let location = |path: &PathBuf, what: &str| -> Result<String, ManifestError> {
             let resolved = manifest.resolve(path);
             let exists = if what == "directory" { resolved.is_dir() } else { resolved.is_file() };
@@ -152,7 +198,9 @@ impl MistralRsBackend {
                 let dir = path.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| ".".into());
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 tracing::warn!(manifest = %manifest.path.display(), "mistral.rs 0.8.1 answers wrongly from some GGUF files on CPU; prefer `enf model import-gguf`");
-                let mut builder = mistralrs::GgufModelBuilder::new(dir, vec![name]).with_max_num_seqs(max_seqs);
+                let mut builder = mistralrs::GgufModelBuilder::new(dir, vec![name])
+                    .with_max_num_seqs(max_seqs)
+                    .with_prefix_cache_n(prefix_cache);
                 if cpu {
                     builder = builder.with_force_cpu();
                 }
@@ -167,7 +215,8 @@ impl MistralRsBackend {
                 let mut builder = mistralrs::MultimodalModelBuilder::new(id)
                     .with_loader_type(MultimodalLoaderType::Qwen2_5VL)
                     .with_dtype(dtype)
-                    .with_max_num_seqs(max_seqs);
+                    .with_max_num_seqs(max_seqs)
+                    .with_prefix_cache_n(prefix_cache);
                 if matches!(source, ModelSource::Dir(_)) {
                     builder = builder.with_token_source(mistralrs::TokenSource::None);
                 }
@@ -196,7 +245,8 @@ impl MistralRsBackend {
                 let mut builder = mistralrs::TextModelBuilder::new(id)
                     .with_loader_type(loader)
                     .with_dtype(dtype)
-                    .with_max_num_seqs(max_seqs);
+                    .with_max_num_seqs(max_seqs)
+                    .with_prefix_cache_n(prefix_cache);
                 if matches!(source, ModelSource::Dir(_)) {
                     builder = builder.with_token_source(mistralrs::TokenSource::None);
                 }
@@ -217,6 +267,12 @@ impl MistralRsBackend {
     fn fail(&self, message: impl std::fmt::Display) -> String {
         self.identity.fail(message)
     }
+}
+
+/// Whether a mistral.rs error means its engine is gone (and will be
+/// restarted by the next request), rather than that this request failed.
+fn engine_is_down(error: &mistralrs::error::Error) -> bool {
+    matches!(error, mistralrs::error::Error::Channel(_) | mistralrs::error::Error::Management(_))
 }
 
 /// mistral.rs sampling parameters for a request.
@@ -285,6 +341,9 @@ impl Backend for MistralRsBackend {
             let text = format!("{e:#}");
             if text.contains("Prompt sequence length is greater than") {
                 InferenceError::InvalidRequest(self.fail(format!("prompt longer than the model's context: {text}")))
+            } else if engine_is_down(&e) {
+                // The engine thread died (a panic): mistral.rs restarts it on the next request.
+                InferenceError::Unavailable(self.fail(format!("the mistral.rs engine stopped: {text}")))
             } else {
                 InferenceError::Backend(self.fail(text))
             }

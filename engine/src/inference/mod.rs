@@ -9,9 +9,12 @@
 mod cache;
 pub mod echo;
 mod frames;
+pub mod incidents;
 mod manifest;
 pub mod mistralrs;
 pub mod openai;
+mod registry;
+mod resilient;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +24,8 @@ pub use echo::EchoBackend;
 pub use manifest::{BackendKind, ManifestError, ModelManifest};
 pub use mistralrs::MistralRsBackend;
 pub use openai::OpenAiBackend;
+pub use registry::BackendRegistry;
+pub use resilient::{OutageStats, ResilientBackend, RetryPolicy};
 
 /// Who speaks a chat message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -82,6 +87,19 @@ impl Default for Sampling {
     }
 }
 
+/// Who asked for a completion: the item, the node and how deep in a chain
+/// of on-demand calls — so that a completion can be tied to its item and
+/// node (a trainer records rollouts by it; logs name it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct RequestOrigin {
+    /// The item being run.
+    pub item_id: String,
+    /// The graph node whose agent asked.
+    pub node: String,
+    /// 0 for a scheduled node, 1 for a node it called on demand, …
+    pub depth: u32,
+}
+
 /// A request as a backend sees it.
 #[derive(Debug, Clone)]
 pub struct GenerateRequest {
@@ -89,6 +107,8 @@ pub struct GenerateRequest {
     pub messages: Vec<ChatMessage>,
     /// Sampling, with the manifest's defaults already applied.
     pub sampling: Sampling,
+    /// Who asked (`None` outside a graph run: `enf model ask`, benchmarks).
+    pub origin: Option<RequestOrigin>,
 }
 
 /// Why a completion ended.
@@ -130,6 +150,11 @@ pub enum InferenceError {
     /// The backend failed on a valid request.
     #[error("backend failure: {0}")]
     Backend(String),
+    /// The backend cannot be reached right now (its engine died and is
+    /// restarting, an endpoint dropped the connection): an infrastructure
+    /// failure, worth waiting out ([`ResilientBackend`]).
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// What a backend knows of its model, from the manifest.
@@ -202,14 +227,28 @@ pub trait Backend: Send + Sync {
     async fn generate(&self, request: GenerateRequest) -> Result<GenerateResponse, InferenceError>;
 }
 
-/// Starts the backend a manifest names (loading a local model may take a while).
+/// Checks a manifest's backend as far as it can be without loading weights
+/// or sending requests (options, files, API key variable): what
+/// `enf graph check` reports.
+pub fn preflight(manifest: &ModelManifest) -> Result<(), ManifestError> {
+    match manifest.backend {
+        BackendKind::Echo => Ok(()),
+        BackendKind::Mistralrs => MistralRsBackend::preflight(manifest),
+        BackendKind::Openai => OpenAiBackend::new(manifest).map(|_| ()),
+    }
+}
+
+/// Starts the backend a manifest names (loading a local model may take a
+/// while), wrapped so that its outages are waited out ([`ResilientBackend`]
+/// with the manifest's `[outage]` policy).
 pub async fn start_backend(manifest: &ModelManifest) -> Result<Arc<dyn Backend>, ManifestError> {
-    Ok(match manifest.backend {
+    let backend: Arc<dyn Backend> = match manifest.backend {
         BackendKind::Echo => Arc::new(EchoBackend::new(
             ModelIdentity::from_manifest(manifest),
             manifest.echo.clone().unwrap_or_default(),
         )),
         BackendKind::Mistralrs => Arc::new(MistralRsBackend::load(manifest).await?),
         BackendKind::Openai => Arc::new(OpenAiBackend::new(manifest)?),
-    })
+    };
+    Ok(Arc::new(ResilientBackend::new(backend, manifest.outage)))
 }

@@ -2,7 +2,9 @@
 //! (OpenAI, vLLM, a mistral.rs server fleet, …). Frames travel as data URLs.
 //! Requests rotate over the configured endpoints; 429s, 5xx answers,
 //! timeouts and connection failures are retried on the next endpoint with
-//! exponential backoff (honouring `Retry-After`); other errors fail at once.
+//! exponential backoff (honouring `Retry-After`); when those retries are
+//! spent the endpoint counts as unavailable, which the manifest's `[outage]`
+//! policy waits out (see `resilient`). Other errors fail at once.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -252,7 +254,7 @@ impl Backend for OpenAiBackend {
                 }
             }
         }
-        Err(InferenceError::Backend(self.fail(format!(
+        Err(InferenceError::Unavailable(self.fail(format!(
             "gave up after {} attempt(s): {}",
             errors.len(),
             errors.join("; ")

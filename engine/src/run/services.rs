@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::node::{RunContext, invoke_node};
 use super::pipeline::MAX_CALL_DEPTH;
 use super::record::{CallRecord, Usage};
-use crate::inference::{Backend, ChatMessage, Frame, GenerateRequest};
+use crate::inference::{Backend, ChatMessage, Frame, GenerateRequest, RequestOrigin};
 use crate::plugin::services::{
     AgentCallError, AgentInferenceError, AgentRequest, AgentResponse, HostServices, LogLevel, ModelInfo,
 };
@@ -119,11 +119,15 @@ impl HostServices for NodeServices {
             )));
         }
         let started = Instant::now();
-        let result = backend.generate(GenerateRequest { messages, sampling }).await;
+        let origin =
+            RequestOrigin { item_id: self.item_id.to_string(), node: self.node_name().to_string(), depth: self.depth };
+        let result = backend.generate(GenerateRequest { messages, sampling, origin: Some(origin) }).await;
         let ms = started.elapsed().as_secs_f64() * 1e3;
         let response = result.map_err(|e| match e {
             crate::inference::InferenceError::InvalidRequest(m) => AgentInferenceError::InvalidRequest(m),
-            crate::inference::InferenceError::Backend(m) => AgentInferenceError::Backend(m),
+            crate::inference::InferenceError::Backend(m) | crate::inference::InferenceError::Unavailable(m) => {
+                AgentInferenceError::Backend(m)
+            }
         })?;
         if let Ok(mut usage) = self.usage.lock() {
             usage.requests += 1;

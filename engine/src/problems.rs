@@ -1,4 +1,8 @@
-//! Problems found in a graph file, each naming the file, line and node.
+//! Problems found in a user's files, each naming the file, line and (for a
+//! graph) node — the form every check reports in: graph files here, model
+//! manifests and data sets through [`line_of`] and [`describe_toml_error`].
+//! Shared by `graph`, `inference` and `data`, so none of them depends on
+//! another for it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Reference check, not a test: the engine's greedy answers against Hugging
+# Face transformers on the same model directories (the default model on 24
+# prompts; the tiny Qwen2.5-VL with 0, 1, 2 and 16 frames). Installs torch,
+# torchvision and transformers from PyPI into target/hf-venv (shared with
+# benches/inference.sh). Run after .ci/setup:  benches/fidelity.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=target/hf-venv
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet torch torchvision transformers pillow
+fi
+mkdir -p target/bench
+"$venv/bin/python" benches/fidelity.py --json target/bench/fidelity.json "$@"

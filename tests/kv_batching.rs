@@ -1,0 +1,134 @@
+//! Regression tests for mistral.rs batching concurrent requests (fixed in
+//! engine/patches/):
+//!
+//! - sequences whose KV-cache buffers differ in size: buffers grow in steps
+//!   of 512 positions, and mistral.rs's prefix cache starts a new sequence
+//!   with the buffer of an earlier sequence that shares its prefix. After a
+//!   long prompt (past 1024 positions) and a short one have been served, two
+//!   new requests of the same length, each sharing a first word with one of
+//!   them, start with buffers of 1536 and 512 positions and are decoded in
+//!   one batch — which panicked ("shape mismatch on dim 2, 512 <> 1536"),
+//!   killing the engine and every request in flight;
+//! - the CPU decode attention, which gave every sequence of a batch the
+//!   attention output of the batch's last sequence (so concurrent requests
+//!   with different prompts got one another's answers).
+//!
+//! On the real mistral.rs backend — the default model and the tiny
+//! Qwen2.5-VL — a prompt past 1024 positions, one past 512 and a short one
+//! are served first; then nine different requests of equal length, three
+//! sharing a first word with each, are sent at once. Every answer must equal
+//! the answer to the same request sent alone after the same warm-up, and no
+//! engine may panic (a request whose engine dies fails at once here: the
+//! manifest's outage budget is 0).
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use enf::inference::{Backend, ChatMessage, GenerateRequest, ModelManifest, Role, Sampling, incidents, start_backend};
+use support::{Workspace, prepared_model, repo_root, text};
+
+fn request(prompt: &str, max_tokens: u32) -> GenerateRequest {
+    GenerateRequest {
+        messages: vec![ChatMessage { role: Role::User, text: prompt.to_string(), images: Vec::new() }],
+        sampling: Sampling { max_tokens, ..Sampling::default() },
+        origin: None,
+    }
+}
+
+/// `word ` repeated `n` times (every word the same width, one token each
+/// for the BPE tokenizer and four for the byte-level one).
+fn words(word: &str, n: usize) -> String {
+    format!("{word} ").repeat(n)
+}
+
+async fn answer(backend: &Arc<dyn Backend>, prompt: &str, max_tokens: u32) -> (String, u32) {
+    let response = backend.generate(request(prompt, max_tokens)).await.unwrap_or_else(|e| panic!("{prompt:.40}…: {e}"));
+    (response.completions[0].text.clone(), response.prompt_tokens)
+}
+
+/// Loads a model fresh (empty prefix cache) from `manifest`, with an outage
+/// budget of 0: a request whose engine dies fails instead of waiting for the
+/// restarted engine (which would hide the panic).
+async fn load(manifest: &Path) -> Arc<dyn Backend> {
+    let text = std::fs::read_to_string(manifest).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+    let manifest = ModelManifest::parse(manifest, &format!("{text}\n[outage]\nbudget = \"0s\"\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    start_backend(&manifest).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Loads a fresh model and serves the warm-up prompts: one past 1024
+/// positions (`long` words), one past 512 (`mid` words), one short.
+async fn warmed_up(manifest: &Path, long: usize, mid: usize) -> Arc<dyn Backend> {
+    let backend = load(manifest).await;
+    for (prompt, past) in [(words("cat", long), 1024), (words("red", mid), 512), (words("dog", 8), 0)] {
+        let (_, tokens) = answer(&backend, &prompt, 4).await;
+        assert!(tokens as usize > past, "a warm-up prompt of {tokens} tokens crosses {past} positions");
+    }
+    backend
+}
+
+/// Runs the scenario on the model of `manifest` (`short` words a request).
+async fn mixed_buffers_batch_like_alone(manifest: &Path, long: usize, mid: usize, short: usize, max_tokens: u32) {
+    let panics_before = incidents::panics().len();
+    // Nine different prompts of one length; each shares its first word (and
+    // so its prefix-cache match, of equal length) with one warm-up prompt.
+    let concurrent: Vec<String> = (0..9)
+        .map(|i| format!("{} {}", ["cat", "red", "dog"][i % 3], words(["sun", "sky", "sea"][i / 3], short)))
+        .collect();
+
+    // Each request alone after the warm-up: the reference answers.
+    let alone = warmed_up(manifest, long, mid).await;
+    let mut expected = Vec::new();
+    for prompt in &concurrent {
+        expected.push(answer(&alone, prompt, max_tokens).await);
+    }
+    drop(alone);
+    let lengths: Vec<u32> = expected.iter().map(|(_, tokens)| *tokens).collect();
+    assert!(
+        lengths.iter().all(|&l| l == lengths[0] && l < 512),
+        "the concurrent prompts have one short length: {lengths:?}"
+    );
+    let distinct: std::collections::HashSet<&String> = expected.iter().map(|(text, _)| text).collect();
+    assert!(distinct.len() > 1, "different prompts get different answers: {expected:?}");
+
+    // A fresh model, the same warm-up, then everything at once.
+    let backend = warmed_up(manifest, long, mid).await;
+    let tasks: Vec<_> = concurrent
+        .iter()
+        .map(|prompt| {
+            let (backend, prompt) = (backend.clone(), prompt.clone());
+            tokio::spawn(async move { answer(&backend, &prompt, max_tokens).await })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for task in tasks {
+        got.push(task.await.expect("request task"));
+    }
+    let new_panics: Vec<_> = incidents::panics().into_iter().skip(panics_before).collect();
+    assert!(new_panics.is_empty(), "the engine panicked: {new_panics:?}");
+    assert_eq!(got, expected, "batched greedy answers equal the answers alone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_vl_batches_requests_whose_cache_buffers_differ() {
+    let ws = Workspace::new();
+    let dir = ws.path("models/tiny-vl");
+    let output = ws.enf(&["model", "tiny-vl", dir.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    let manifest = ws.write(
+        "models/tiny.toml",
+        "name = \"tiny-vl\"\nbackend = \"mistralrs\"\nimages = true\n[mistralrs]\nsource = { dir = \"tiny-vl\" }\narchitecture = \"qwen2.5-vl\"\ndtype = \"f32\"\ndevice = \"cpu\"\n",
+    );
+    // Byte-level tokenizer: 4 tokens a word (300 words: 1200 positions).
+    mixed_buffers_batch_like_alone(&manifest, 300, 150, 20, 16).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_model_batches_requests_whose_cache_buffers_differ() {
+    prepared_model("smollm2-135m-instruct");
+    let manifest = repo_root().join("models/smollm2-135m.toml");
+    // One token a word (1100 words: 1100+ positions).
+    mixed_buffers_batch_like_alone(&manifest, 1100, 600, 60, 12).await;
+}
