@@ -6,10 +6,6 @@
 # benches/inference.sh). Run after .ci/setup:  benches/fidelity.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=target/hf-venv
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet torch torchvision transformers pillow
-fi
+. benches/hf_venv.sh
 mkdir -p target/bench
 "$venv/bin/python" benches/fidelity.py --json target/bench/fidelity.json "$@"

@@ -7,11 +7,7 @@
 # Run after .ci/setup:  benches/inference.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=target/hf-venv
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet torch torchvision transformers pillow
-fi
+. benches/hf_venv.sh
 mkdir -p target/bench
 run() { # name manifest model-dir shapes
     local name=$1 manifest=$2 dir=$3 shapes=$4
