@@ -12,6 +12,7 @@
 //! - [`eval`]: the paper's metrics over a predictions file, tables and reports.
 //! - [`run`]: the scheduler that pushes items through a graph and writes predictions.
 //! - [`problems`]: file:line problem reports shared by every check.
+//! - [`train`]: `enf train` — SFT and (S-)GRPO on the agents' own prompts, with a trainable decoder.
 #![deny(missing_docs)]
 
 pub mod data;
@@ -22,3 +23,4 @@ pub mod modelfiles;
 pub mod plugin;
 pub mod problems;
 pub mod run;
+pub mod train;

@@ -8,6 +8,7 @@ mod judge;
 mod logging;
 mod model_cmd;
 mod run_cmd;
+mod train_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,8 @@ enum Command {
     /// Measure model throughput (prefill and decode tok/s).
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
+    /// Train a graph node's model: SFT, GRPO or S-GRPO on the agent's own prompts.
+    Train(train_cmd::TrainArgs),
     /// Write model directories (tiny test model, GGUF import) and try models.
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
@@ -107,6 +110,7 @@ pub fn main() -> ExitCode {
             Command::Data(command) => data_cmd::run(command),
             Command::Eval(args) => eval_cmd::run(args).await,
             Command::Bench(bench_cmd::BenchCommand::Inference(args)) => bench_cmd::inference(args).await,
+            Command::Train(args) => train_cmd::run(args).await,
         }
     });
     match result {

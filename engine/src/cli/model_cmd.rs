@@ -19,6 +19,17 @@ pub enum ModelCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Write a tiny random-weight text model directory (llama or qwen2; for tests and `examples/train/tiny.toml`).
+    TinyText {
+        /// Output directory.
+        dir: PathBuf,
+        /// Architecture: llama or qwen2.
+        #[arg(long, default_value = "llama")]
+        arch: enf::modelfiles::tiny_text::TinyTextArch,
+        /// Seed of the random weights.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Import a llama-architecture GGUF file into a Hugging Face directory.
     ImportGguf {
         /// The GGUF file.
@@ -47,6 +58,10 @@ pub enum ModelCommand {
 /// Runs an `enf model` subcommand.
 pub async fn run(command: ModelCommand) -> anyhow::Result<ExitCode> {
     match command {
+        ModelCommand::TinyText { dir, arch, seed } => {
+            enf::modelfiles::tiny_text::write_tiny_text(&dir, arch, seed)?;
+            println!("wrote a tiny random {arch:?} text model to {}", dir.display());
+        }
         ModelCommand::TinyVl { dir, seed } => {
             enf::modelfiles::tiny_vl::write_tiny_vl(&dir, seed)?;
             println!("wrote a tiny random Qwen2.5-VL model to {}", dir.display());

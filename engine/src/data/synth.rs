@@ -179,6 +179,41 @@ fn write_lines(path: &Path, lines: &[serde_json::Value]) -> Result<(), DataProbl
     file.flush().map_err(|e| problem(path, e))
 }
 
+/// The chain-of-thought answer a cold start teaches for one item, in the
+/// agents' `<think>…</think><answer>…</answer>` form: the reasoning a reader
+/// of the user and the video could make, built from what was planted (the
+/// video's cause meeting the user's trait, or the video lying outside their
+/// interests), and the true verdict.
+fn sft_target(user: &User, video: &Video, planted: Option<Cause>) -> String {
+    let (category, _) = CATEGORIES[video.category];
+    let interests: Vec<&str> = user.interests.iter().map(|&c| CATEGORIES[c].0).collect();
+    let interest = if user.interests.contains(&video.category) {
+        format!("The video is about {category}, one of the user's interests ({}).", interests.join(", "))
+    } else {
+        format!("The video is about {category}, outside the user's interests ({}).", interests.join(", "))
+    };
+    let (think, answer) = match planted {
+        Some(Cause::NegativeEvent) => (
+            format!("{interest} It shows conflict and hostile behaviour, and this user has little tolerance for negative events."),
+            "negative: 1".to_string(),
+        ),
+        Some(Cause::Disturbing) => (
+            format!("{interest} It shows graphic, disturbing images, and this user has a low tolerance for such visuals."),
+            "negative: 3".to_string(),
+        ),
+        Some(Cause::Dull | Cause::None) => {
+            let why = if video.cause == Cause::Dull && user.impatient {
+                "It is long and nothing happens, and this user is impatient with dull content."
+            } else {
+                "It has no appeal for this user, who would find it boring."
+            };
+            (format!("{interest} {why}"), "negative: 2".to_string())
+        }
+        None => (format!("{interest} It contains nothing this user rejects, so they would watch it."), "like".to_string()),
+    };
+    format!("<think>{think}</think><answer>{answer}</answer>")
+}
+
 /// What was written.
 #[derive(Debug, Clone, Default)]
 pub struct SynthSummary {
@@ -254,6 +289,7 @@ pub fn synthesize(dir: &Path, users: usize, seed: u64) -> Result<SynthSummary, D
     let mut user_lines = Vec::new();
     let mut interactions = Vec::new();
     let mut items = Vec::new();
+    let mut targets = Vec::new();
     let mut summary = SynthSummary { users, videos: videos.len(), ..SynthSummary::default() };
     for user in &people {
         user_lines.push(json!({
@@ -305,6 +341,8 @@ pub fn synthesize(dir: &Path, users: usize, seed: u64) -> Result<SynthSummary, D
             }));
             if n >= WATCHED_PER_USER - ITEMS_PER_USER {
                 items.push((json!({ "user_id": user.id, "video_id": video.id }), planted.is_some()));
+                let target = sft_target(user, video, planted);
+                targets.push(json!({ "item_id": format!("{}/{}", user.id, video.id), "target": target }));
             }
         }
     }
@@ -317,6 +355,7 @@ pub fn synthesize(dir: &Path, users: usize, seed: u64) -> Result<SynthSummary, D
     write_lines(&dir.join("videos.jsonl"), &video_lines)?;
     write_lines(&dir.join("interactions.jsonl"), &interactions)?;
     write_lines(&dir.join("items.jsonl"), &items)?;
+    write_lines(&dir.join("sft.jsonl"), &targets)?;
     let task = toml::to_string(&Task::default()).map_err(|e| problem(dir, e))?;
     let config = format!(
         "# Task configuration of this data set: which play rate is an implicit\n# negative, and the reason classes (the paper's three).\n{task}"

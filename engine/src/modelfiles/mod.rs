@@ -5,6 +5,7 @@
 //! `docs/inference.md` for why).
 
 pub mod gguf_import;
+pub mod tiny_text;
 pub mod tiny_vl;
 mod tokenizer;
 
@@ -42,4 +43,35 @@ pub(crate) fn write_json(dir: &std::path::Path, name: &str, value: &serde_json::
     let path = dir.join(name);
     let text = serde_json::to_string_pretty(value).map_err(|e| ModelFileError::invalid(&path, e))?;
     std::fs::write(&path, text).map_err(|source| ModelFileError::Io { path, source })
+}
+
+/// Random weights (normal, σ = 0.02) and norm weights (ones) by tensor name,
+/// drawn from a seeded generator: the tiny test models.
+pub(crate) struct RandomWeights {
+    rng: rand::rngs::StdRng,
+    normal: rand_distr::Normal<f32>,
+    pub(crate) tensors: std::collections::HashMap<String, candle_core::Tensor>,
+}
+
+impl RandomWeights {
+    pub(crate) fn new(seed: u64) -> Self {
+        use rand::SeedableRng;
+        let normal = rand_distr::Normal::new(0.0f32, 0.02).expect("a valid normal distribution");
+        Self { rng: rand::rngs::StdRng::seed_from_u64(seed), normal, tensors: Default::default() }
+    }
+
+    pub(crate) fn random(&mut self, name: &str, shape: &[usize]) -> candle_core::Result<()> {
+        use rand_distr::Distribution;
+        let count: usize = shape.iter().product();
+        let values: Vec<f32> = (0..count).map(|_| self.normal.sample(&mut self.rng)).collect();
+        let tensor = candle_core::Tensor::from_vec(values, shape, &candle_core::Device::Cpu)?;
+        self.tensors.insert(name.to_string(), tensor);
+        Ok(())
+    }
+
+    pub(crate) fn ones(&mut self, name: &str, size: usize) -> candle_core::Result<()> {
+        let tensor = candle_core::Tensor::ones(size, candle_core::DType::F32, &candle_core::Device::Cpu)?;
+        self.tensors.insert(name.to_string(), tensor);
+        Ok(())
+    }
 }

@@ -8,13 +8,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
-use rand::SeedableRng;
-use rand_distr::{Distribution, Normal};
+use candle_core::Tensor;
 use serde_json::json;
 
 use super::tokenizer::{special_id, vocab_size, write_byte_tokenizer};
-use super::{ModelFileError, write_json};
+use super::{ModelFileError, RandomWeights, write_json};
 
 /// Sizes of the tiny model (text hidden 64, 2 layers; vision hidden 32, 2 blocks).
 pub struct TinyVlShape {
@@ -70,29 +68,8 @@ pub const CHAT_TEMPLATE: &str = concat!(
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 );
 
-struct Weights {
-    rng: rand::rngs::StdRng,
-    normal: Normal<f32>,
-    tensors: HashMap<String, Tensor>,
-}
-
-impl Weights {
-    fn random(&mut self, name: &str, shape: &[usize]) -> candle_core::Result<()> {
-        let count: usize = shape.iter().product();
-        let values: Vec<f32> = (0..count).map(|_| self.normal.sample(&mut self.rng)).collect();
-        self.tensors.insert(name.to_string(), Tensor::from_vec(values, shape, &Device::Cpu)?);
-        Ok(())
-    }
-
-    fn ones(&mut self, name: &str, size: usize) -> candle_core::Result<()> {
-        self.tensors.insert(name.to_string(), Tensor::ones(size, candle_core::DType::F32, &Device::Cpu)?);
-        Ok(())
-    }
-}
-
 fn weights(shape: &TinyVlShape, seed: u64) -> candle_core::Result<HashMap<String, Tensor>> {
-    let normal = Normal::new(0.0f32, 0.02).expect("a valid normal distribution");
-    let mut w = Weights { rng: rand::rngs::StdRng::seed_from_u64(seed), normal, tensors: HashMap::new() };
+    let mut w = RandomWeights::new(seed);
     let (h, i, v) = (shape.hidden, shape.intermediate, vocab_size());
     let kv = shape.kv_heads * (h / shape.heads);
     w.random("model.embed_tokens.weight", &[v, h])?;

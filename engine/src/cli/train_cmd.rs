@@ -1,0 +1,40 @@
+//! `enf train CONFIG.toml [--resume] [--out DIR]`: SFT or (S-)GRPO on a
+//! graph node's own prompts (see `docs/training.md`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::CacheArgs;
+
+/// Arguments of `enf train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The training configuration (TOML).
+    config: PathBuf,
+    /// Continue from the latest checkpoint in the output directory.
+    #[arg(long)]
+    resume: bool,
+    /// Output directory (overrides the configuration's `out`).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+/// Runs `enf train`.
+pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    let config = enf::train::TrainConfig::load(&args.config)?;
+    let options = enf::train::TrainOptions { resume: args.resume, out: args.out, cache_dir: args.cache.dir() };
+    let report = enf::train::train(&config, &options).await?;
+    println!("trained {} step(s) ({} in this run); step log: {}", report.steps, report.steps_run, report.log.display());
+    if let Some((first, last)) = report.first_and_last {
+        let what = if config.stage == enf::train::Stage::Sft { "loss per token" } else { "mean reward" };
+        println!("{what}: {first:.4} at the first step run, {last:.4} at the last");
+    }
+    println!("model:    {}", report.exported.model_dir.display());
+    println!("manifest: {}", report.exported.manifest.display());
+    println!("graph:    {}  (enf run --graph {} --data DIR --out PRED.jsonl)", report.exported.graph.display(), report.exported.graph.display());
+    Ok(ExitCode::SUCCESS)
+}

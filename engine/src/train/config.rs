@@ -1,0 +1,292 @@
+//! `enf train CONFIG.toml`: the training configuration, checked like a
+//! graph file — every problem is reported at once with its file and line.
+//! Paths are relative to the configuration file. See `docs/training.md`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::TrainError;
+use super::rewards::{RewardScheme, RewardWeights};
+use crate::problems::{Problems, describe_toml_error};
+
+/// Which stage to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Cross-entropy on chain-of-thought targets (the cold start).
+    Sft,
+    /// GRPO with one flat reward (attitude only): the ablation.
+    Grpo,
+    /// GRPO with the stepwise reward ladder (the paper's S-GRPO).
+    Sgrpo,
+}
+
+impl Stage {
+    /// The reward scheme of a reinforcement stage (`None` for SFT).
+    pub fn scheme(self) -> Option<RewardScheme> {
+        match self {
+            Stage::Sft => None,
+            Stage::Grpo => Some(RewardScheme::Flat),
+            Stage::Sgrpo => Some(RewardScheme::Stepwise),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    train: RawTrain,
+    model: RawModel,
+    #[serde(default)]
+    optim: Optim,
+    #[serde(default)]
+    grpo: Grpo,
+    #[serde(default)]
+    rewards: RewardWeights,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrain {
+    graph: Spanned<String>,
+    node: Spanned<String>,
+    data: Spanned<String>,
+    stage: Stage,
+    out: Spanned<String>,
+    #[serde(default)]
+    seed: u64,
+    steps: Option<Spanned<usize>>,
+    epochs: Option<Spanned<usize>>,
+    #[serde(default = "one")]
+    batch: usize,
+    #[serde(default = "one")]
+    grad_accum: usize,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default = "default_sft_targets")]
+    sft_targets: String,
+    #[serde(default)]
+    checkpoint_every: Option<usize>,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_sft_targets() -> String {
+    "sft.jsonl".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    dir: Spanned<String>,
+    #[serde(default)]
+    fine_tuning: Option<Spanned<String>>,
+}
+
+/// Optimizer and schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Optim {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Warm-up optimizer steps.
+    pub warmup: usize,
+    /// Final learning rate as a share of the peak (1: constant after warm-up).
+    pub min_lr_ratio: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+    /// Largest global gradient norm (0: no clipping).
+    pub max_grad_norm: f64,
+}
+
+impl Default for Optim {
+    fn default() -> Self {
+        Self { lr: 1e-5, warmup: 0, min_lr_ratio: 0.1, weight_decay: 0.0, max_grad_norm: 1.0 }
+    }
+}
+
+/// Rollouts and the policy loss.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Grpo {
+    /// Completions per item (G).
+    pub group: usize,
+    /// Sampling temperature of the rollouts.
+    pub temperature: f32,
+    /// Nucleus mass of the rollouts.
+    pub top_p: f32,
+    /// Longest completion in tokens (longer ones are cut and marked truncated).
+    pub max_completion: usize,
+    /// Lower clip ε.
+    pub clip_low: f64,
+    /// Upper clip ε.
+    pub clip_high: f64,
+    /// KL coefficient; 0 loads no reference model.
+    pub beta: f64,
+}
+
+impl Default for Grpo {
+    fn default() -> Self {
+        Self { group: 8, temperature: 1.0, top_p: 1.0, max_completion: 256, clip_low: 0.2, clip_high: 0.28, beta: 0.0 }
+    }
+}
+
+/// A checked training configuration.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    /// The configuration file.
+    pub path: PathBuf,
+    /// The graph whose node is trained.
+    pub graph: PathBuf,
+    /// The node under training.
+    pub node: String,
+    /// The data set directory.
+    pub data: PathBuf,
+    /// SFT targets file (JSONL of `{item_id, target}`), for the SFT stage.
+    pub sft_targets: PathBuf,
+    /// Stage.
+    pub stage: Stage,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Seed of data order and sampling.
+    pub seed: u64,
+    /// Optimizer steps (from `steps`, or `epochs` × items / batch).
+    pub steps: Option<usize>,
+    /// Epochs, when given instead of steps.
+    pub epochs: Option<usize>,
+    /// Items per micro-batch.
+    pub batch: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    /// Use only the first N items of the data set.
+    pub limit: Option<usize>,
+    /// Write a checkpoint every N steps (default: 10, and always at the end).
+    pub checkpoint_every: usize,
+    /// The Hugging Face model directory training starts from.
+    pub model_dir: PathBuf,
+    /// Optimizer settings.
+    pub optim: Optim,
+    /// Rollout and loss settings.
+    pub grpo: Grpo,
+    /// Reward weights.
+    pub rewards: RewardWeights,
+}
+
+impl TrainConfig {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::file(path, e))?;
+        let raw: RawConfig = toml::from_str(&text)
+            .map_err(|e| TrainError::Config(format!("{}: {}", path.display(), describe_toml_error(&text, &e))))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut problems = Problems::new(path, &text);
+        let resolve = |s: &Spanned<String>| base.join(s.get_ref());
+        let t = &raw.train;
+        let graph = resolve(&t.graph);
+        if !graph.is_file() {
+            problems.at(Some(t.graph.span().start), None, format!("graph file {} does not exist", graph.display()));
+        }
+        let data = resolve(&t.data);
+        if !data.is_dir() {
+            problems.at(Some(t.data.span().start), None, format!("data set directory {} does not exist", data.display()));
+        }
+        let model_dir = resolve(&raw.model.dir);
+        if !model_dir.join("config.json").is_file() {
+            problems.at(
+                Some(raw.model.dir.span().start),
+                None,
+                format!("{} is not a Hugging Face model directory (no config.json)", model_dir.display()),
+            );
+        }
+        if let Some(ft) = &raw.model.fine_tuning
+            && ft.get_ref() != "full"
+        {
+            problems.at(
+                Some(ft.span().start),
+                None,
+                format!("fine_tuning `{}` is not available yet (only \"full\"; LoRA is planned)", ft.get_ref()),
+            );
+        }
+        match (&t.steps, &t.epochs) {
+            (None, None) => problems.at(None, None, "[train] needs `steps` or `epochs`"),
+            (Some(s), Some(_)) => problems.at(Some(s.span().start), None, "give `steps` or `epochs`, not both"),
+            (Some(s), None) if *s.get_ref() == 0 => problems.at(Some(s.span().start), None, "steps must be at least 1"),
+            (None, Some(e)) if *e.get_ref() == 0 => problems.at(Some(e.span().start), None, "epochs must be at least 1"),
+            _ => {}
+        }
+        let mut check = |ok: bool, key: &str, message: &str| {
+            if !ok {
+                let offset = text.find(&format!("{key} ")).or_else(|| text.find(&format!("{key}=")));
+                problems.at(offset, None, format!("`{key}` {message}"));
+            }
+        };
+        check(t.batch >= 1, "batch", "must be at least 1");
+        check(t.grad_accum >= 1, "grad_accum", "must be at least 1");
+        check(raw.optim.lr > 0.0 && raw.optim.lr.is_finite(), "lr", "must be a positive number");
+        check((0.0..=1.0).contains(&raw.optim.min_lr_ratio), "min_lr_ratio", "must be within 0..=1");
+        check(raw.grpo.group >= 2 || t.stage == Stage::Sft, "group", "must be at least 2 (advantages compare completions)");
+        check(raw.grpo.temperature > 0.0, "temperature", "must be above 0 (rollouts sample)");
+        check(raw.grpo.top_p > 0.0 && raw.grpo.top_p <= 1.0, "top_p", "must be within (0, 1]");
+        check(raw.grpo.max_completion >= 1, "max_completion", "must be at least 1");
+        check(raw.grpo.clip_low > 0.0 && raw.grpo.clip_low < 1.0, "clip_low", "must be within (0, 1)");
+        check(raw.grpo.clip_high > 0.0, "clip_high", "must be above 0");
+        check(raw.grpo.beta >= 0.0, "beta", "must be 0 or more");
+        check(t.checkpoint_every != Some(0), "checkpoint_every", "must be at least 1");
+        let sft_targets = data.join(&t.sft_targets);
+        if t.stage == Stage::Sft && data.is_dir() && !sft_targets.is_file() {
+            problems.at(
+                Some(t.stage_offset(&text)),
+                None,
+                format!("stage `sft` needs targets: {} does not exist (`enf data synth` writes them)", sft_targets.display()),
+            );
+        }
+        problems.finish().map_err(|e| {
+            let lines: Vec<String> = e.problems.iter().map(ToString::to_string).collect();
+            TrainError::Config(format!("{} problem(s) in training config:\n  {}", lines.len(), lines.join("\n  ")))
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            graph,
+            node: t.node.get_ref().clone(),
+            data,
+            sft_targets,
+            stage: t.stage,
+            out: resolve(&t.out),
+            seed: t.seed,
+            steps: t.steps.as_ref().map(|s| *s.get_ref()),
+            epochs: t.epochs.as_ref().map(|e| *e.get_ref()),
+            batch: t.batch,
+            grad_accum: t.grad_accum,
+            limit: t.limit,
+            checkpoint_every: t.checkpoint_every.unwrap_or(10),
+            model_dir,
+            optim: raw.optim,
+            grpo: raw.grpo,
+            rewards: raw.rewards,
+        })
+    }
+
+    /// Items per optimizer step.
+    pub fn items_per_step(&self) -> usize {
+        self.batch * self.grad_accum
+    }
+
+    /// Optimizer steps for a data set of `items` items.
+    pub fn total_steps(&self, items: usize) -> usize {
+        match (self.steps, self.epochs) {
+            (Some(steps), _) => steps,
+            (None, Some(epochs)) => (epochs * items).div_ceil(self.items_per_step()).max(1),
+            (None, None) => 1,
+        }
+    }
+}
+
+impl RawTrain {
+    fn stage_offset(&self, text: &str) -> usize {
+        text.find("stage").unwrap_or(0)
+    }
+}

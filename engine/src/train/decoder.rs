@@ -1,0 +1,387 @@
+//! [`Decoder`]: a trainable decoder-only transformer on candle, written
+//! with differentiable ops only — candle's fused softmax, RMSNorm and RoPE
+//! kernels have no backward pass and would stop gradients silently, so
+//! softmax, RMSNorm and the rotary embedding are composed here from
+//! elementary ops. The same code serves the trainer's forward/backward
+//! (every weight a [`Var`]) and its generation with a KV cache (the same
+//! weights, detached: see [`Decoder::detached`]).
+//!
+//! Layout and names follow Hugging Face, so the weights saved by
+//! [`Decoder::save`] load in mistral.rs (and transformers) unchanged.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{D, DType, Device, Tensor, Var};
+
+use super::TrainError;
+use super::model_config::{DecoderConfig, DecoderFamily};
+
+/// Additive mask value for positions a query may not see (finite, so a
+/// fully masked padding row gives a uniform distribution instead of NaN).
+const MASKED: f64 = -1e9;
+
+struct Attention {
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    o: Tensor,
+    q_bias: Option<Tensor>,
+    k_bias: Option<Tensor>,
+    v_bias: Option<Tensor>,
+}
+
+struct Layer {
+    input_norm: Tensor,
+    attention: Attention,
+    post_norm: Tensor,
+    gate: Tensor,
+    up: Tensor,
+    down: Tensor,
+}
+
+/// Keys and values of the positions seen so far, per layer (generation).
+#[derive(Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    /// Positions cached.
+    pub fn len(&self) -> usize {
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The same cache repeated `times` along the batch (one prompt, a group of samples).
+    pub fn repeat_batch(&self, times: usize) -> candle_core::Result<KvCache> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|layer| {
+                layer
+                    .as_ref()
+                    .map(|(k, v)| Ok::<_, candle_core::Error>((k.repeat((times, 1, 1, 1))?, v.repeat((times, 1, 1, 1))?)))
+                    .transpose()
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(KvCache { layers })
+    }
+}
+
+/// A decoder-only language model (see the module docs).
+pub struct Decoder {
+    /// Its shape.
+    pub config: DecoderConfig,
+    embed: Tensor,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    lm_head: Option<Tensor>,
+    /// The trainable weights by Hugging Face name (empty for a detached copy).
+    vars: Vec<(String, Var)>,
+    dtype: DType,
+}
+
+fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    let y = x.broadcast_matmul(&weight.t()?)?;
+    match bias {
+        Some(b) => y.broadcast_add(b),
+        None => Ok(y),
+    }
+}
+
+/// RMSNorm from elementary ops (candle's fused kernel has no backward).
+fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    let variance = x.sqr()?.mean_keepdim(D::Minus1)?;
+    x.broadcast_div(&(variance + eps)?.sqrt()?)?.broadcast_mul(weight)
+}
+
+/// Softmax over the last dimension from elementary ops. The shift by the
+/// row maximum is detached: it cancels in the result, so its gradient is 0.
+pub fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
+    let shifted = x.broadcast_sub(&x.max_keepdim(D::Minus1)?.detach())?;
+    let e = shifted.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+/// Log-sum-exp over the last dimension (kept), differentiable.
+pub fn logsumexp_last(x: &Tensor) -> candle_core::Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    x.broadcast_sub(&max)?.exp()?.sum_keepdim(D::Minus1)?.log()?.broadcast_add(&max)
+}
+
+fn rotate_half(x: &Tensor) -> candle_core::Result<Tensor> {
+    let half = x.dim(D::Minus1)? / 2;
+    let first = x.narrow(D::Minus1, 0, half)?;
+    let second = x.narrow(D::Minus1, half, half)?;
+    Tensor::cat(&[&second.neg()?, &first], D::Minus1)
+}
+
+impl Decoder {
+    /// Loads `dir` (config.json + *.safetensors) with every weight trainable,
+    /// in `dtype` (F32 for training; F64 for numerical checks).
+    pub fn load(dir: &Path, dtype: DType) -> Result<Self, TrainError> {
+        let config = DecoderConfig::load(dir)?;
+        let tensors = load_safetensors(dir)?;
+        Self::from_tensors(config, tensors, dtype, &dir.display().to_string())
+    }
+
+    /// Builds the model from named tensors (Hugging Face names); every weight
+    /// the config calls for must be there with its shape.
+    pub fn from_tensors(
+        config: DecoderConfig,
+        mut tensors: HashMap<String, Tensor>,
+        dtype: DType,
+        source: &str,
+    ) -> Result<Self, TrainError> {
+        let mut vars = Vec::new();
+        let mut problems = Vec::new();
+        for (name, shape) in config.weight_shapes() {
+            match tensors.remove(&name) {
+                Some(t) if t.dims() == shape.as_slice() => {
+                    let var = t.to_dtype(dtype).and_then(|t| Var::from_tensor(&t)).map_err(TrainError::candle)?;
+                    vars.push((name, var));
+                }
+                Some(t) => problems.push(format!("`{name}` has shape {:?}, expected {shape:?}", t.dims())),
+                None => problems.push(format!("`{name}` is missing")),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(TrainError::Model(format!("{source}: {}", problems.join("; "))));
+        }
+        let lookup: HashMap<&str, Tensor> = vars.iter().map(|(n, v)| (n.as_str(), v.as_tensor().clone())).collect();
+        Ok(Self::assemble(config, &lookup, vars.clone(), dtype))
+    }
+
+    fn assemble(config: DecoderConfig, w: &HashMap<&str, Tensor>, vars: Vec<(String, Var)>, dtype: DType) -> Self {
+        let get = |name: &str| w[name].clone();
+        let bias = |name: &str| (config.family == DecoderFamily::Qwen2).then(|| get(name));
+        let layers = (0..config.layers)
+            .map(|i| {
+                let p = |name: &str| format!("model.layers.{i}.{name}");
+                Layer {
+                    input_norm: get(&p("input_layernorm.weight")),
+                    attention: Attention {
+                        q: get(&p("self_attn.q_proj.weight")),
+                        k: get(&p("self_attn.k_proj.weight")),
+                        v: get(&p("self_attn.v_proj.weight")),
+                        o: get(&p("self_attn.o_proj.weight")),
+                        q_bias: bias(&p("self_attn.q_proj.bias")),
+                        k_bias: bias(&p("self_attn.k_proj.bias")),
+                        v_bias: bias(&p("self_attn.v_proj.bias")),
+                    },
+                    post_norm: get(&p("post_attention_layernorm.weight")),
+                    gate: get(&p("mlp.gate_proj.weight")),
+                    up: get(&p("mlp.up_proj.weight")),
+                    down: get(&p("mlp.down_proj.weight")),
+                }
+            })
+            .collect();
+        let lm_head = (!config.tied_embeddings).then(|| get("lm_head.weight"));
+        Self { embed: get("model.embed_tokens.weight"), norm: get("model.norm.weight"), layers, lm_head, config, vars, dtype }
+    }
+
+    /// The same weights without gradient tracking (they share storage, so
+    /// an optimizer step on the trainable model is seen here too): the
+    /// generation path, which builds no autograd graph.
+    pub fn detached(&self) -> Decoder {
+        let lookup: HashMap<&str, Tensor> = self.vars.iter().map(|(n, v)| (n.as_str(), v.as_tensor().detach())).collect();
+        Self::assemble(self.config.clone(), &lookup, Vec::new(), self.dtype)
+    }
+
+    /// The trainable weights by Hugging Face name.
+    pub fn vars(&self) -> &[(String, Var)] {
+        &self.vars
+    }
+
+    /// Element type of the weights.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Parameters in the model.
+    pub fn parameter_count(&self) -> usize {
+        self.vars.iter().map(|(_, v)| v.elem_count()).sum()
+    }
+
+    /// Writes every weight as f32 with its Hugging Face name to `path`.
+    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
+        let tensors: HashMap<String, Tensor> = self
+            .vars
+            .iter()
+            .map(|(n, v)| Ok((n.clone(), v.as_tensor().detach().to_dtype(DType::F32)?)))
+            .collect::<candle_core::Result<_>>()
+            .map_err(TrainError::candle)?;
+        candle_core::safetensors::save(&tensors, path).map_err(|e| TrainError::file(path, e))
+    }
+
+    /// Cosine and sine tables for `positions` (shape `[L, head_dim]`).
+    fn rotary(&self, start: usize, len: usize) -> candle_core::Result<(Tensor, Tensor)> {
+        let dim = self.config.head_dim;
+        let inv: Vec<f64> =
+            (0..dim / 2).map(|i| 1.0 / self.config.rope_theta.powf(2.0 * i as f64 / dim as f64)).collect();
+        let mut angles = Vec::with_capacity(len * dim);
+        for p in start..start + len {
+            let row: Vec<f64> = inv.iter().map(|f| p as f64 * f).collect();
+            angles.extend_from_slice(&row);
+            angles.extend_from_slice(&row);
+        }
+        let angles = Tensor::from_vec(angles, (len, dim), &Device::Cpu)?;
+        Ok((angles.cos()?.to_dtype(self.dtype)?, angles.sin()?.to_dtype(self.dtype)?))
+    }
+
+    /// Additive mask `[B or 1, 1, 1, Lq, T]`: causal (query `i` at absolute
+    /// position `offset + i` sees keys `≤` it), plus padding keys (`key_valid`
+    /// `[B, T]`, 1 for a real token) masked.
+    fn mask(&self, lq: usize, t: usize, offset: usize, key_valid: Option<&Tensor>) -> candle_core::Result<Tensor> {
+        let causal: Vec<f64> =
+            (0..lq).flat_map(|i| (0..t).map(move |j| if j <= offset + i { 0.0 } else { MASKED })).collect();
+        let causal = Tensor::from_vec(causal, (1, 1, 1, lq, t), &Device::Cpu)?.to_dtype(self.dtype)?;
+        match key_valid {
+            None => Ok(causal),
+            Some(valid) => {
+                let b = valid.dim(0)?;
+                let padding = ((valid.to_dtype(self.dtype)? - 1.0)? * -MASKED)?.reshape((b, 1, 1, 1, t))?;
+                causal.broadcast_add(&padding)
+            }
+        }
+    }
+
+    fn attention(
+        &self,
+        a: &Attention,
+        x: &Tensor,
+        rotary: &(Tensor, Tensor),
+        mask: &Tensor,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> candle_core::Result<Tensor> {
+        let (b, l, _) = x.dims3()?;
+        let (hq, hkv, d) = (self.config.heads, self.config.kv_heads, self.config.head_dim);
+        let groups = hq / hkv;
+        let q = linear(x, &a.q, a.q_bias.as_ref())?.reshape((b, l, hq, d))?.transpose(1, 2)?;
+        let k = linear(x, &a.k, a.k_bias.as_ref())?.reshape((b, l, hkv, d))?.transpose(1, 2)?;
+        let v = linear(x, &a.v, a.v_bias.as_ref())?.reshape((b, l, hkv, d))?.transpose(1, 2)?;
+        let (cos, sin) = (rotary.0.reshape((1, 1, l, d))?, rotary.1.reshape((1, 1, l, d))?);
+        let q = (q.broadcast_mul(&cos)? + rotate_half(&q)?.broadcast_mul(&sin)?)?;
+        let k = (k.broadcast_mul(&cos)? + rotate_half(&k)?.broadcast_mul(&sin)?)?;
+        let (k, v) = match cache {
+            Some(slot) => {
+                let (k, v) = match slot.take() {
+                    Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+                    None => (k, v),
+                };
+                *slot = Some((k.clone(), v.clone()));
+                (k, v)
+            }
+            None => (k, v),
+        };
+        let t = k.dim(2)?;
+        // Grouped-query attention by grouping the queries (no repeated K/V):
+        // query head `j·groups + g` reads key/value head `j`.
+        let q = q.contiguous()?.reshape((b, hkv, groups * l, d))?;
+        let scores = (q.matmul(&k.t()?.contiguous()?)? / (d as f64).sqrt())?;
+        let scores = scores.reshape((b, hkv, groups, l, t))?.broadcast_add(mask)?;
+        let weights = softmax_last(&scores)?.reshape((b, hkv, groups * l, t))?;
+        let out = weights.matmul(&v.contiguous()?)?.reshape((b, hq, l, d))?;
+        let out = out.transpose(1, 2)?.reshape((b, l, hq * d))?;
+        linear(&out, &a.o, None)
+    }
+
+    fn run_layers(
+        &self,
+        ids: &Tensor,
+        offset: usize,
+        key_valid: Option<&Tensor>,
+        mut cache: Option<&mut KvCache>,
+    ) -> candle_core::Result<Tensor> {
+        let (_, l) = ids.dims2()?;
+        let t = offset + l;
+        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((ids.dim(0)?, l, self.config.hidden))?;
+        let rotary = self.rotary(offset, l)?;
+        let mask = self.mask(l, t, offset, key_valid)?;
+        if let Some(cache) = cache.as_deref_mut()
+            && cache.layers.len() != self.layers.len()
+        {
+            cache.layers = (0..self.layers.len()).map(|_| None).collect();
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let h = rms_norm(&x, &layer.input_norm, self.config.rms_eps)?;
+            x = (x + self.attention(&layer.attention, &h, &rotary, &mask, slot)?)?;
+            let h = rms_norm(&x, &layer.post_norm, self.config.rms_eps)?;
+            let gate = linear(&h, &layer.gate, None)?;
+            let mlp = linear(&(gate.silu()? * linear(&h, &layer.up, None)?)?, &layer.down, None)?;
+            x = (x + mlp)?;
+        }
+        rms_norm(&x, &self.norm, self.config.rms_eps)
+    }
+
+    /// Final hidden states `[B, L, hidden]` of right-padded sequences `ids`
+    /// `[B, L]` (u32); `valid` `[B, L]` is 1 at real tokens, 0 at padding.
+    pub fn hidden_states(&self, ids: &Tensor, valid: Option<&Tensor>) -> candle_core::Result<Tensor> {
+        self.run_layers(ids, 0, valid, None)
+    }
+
+    /// Runs `ids` `[B, L]` after the positions already in `cache` (which it
+    /// extends) and returns the last position's logits `[B, vocab]`.
+    pub fn step(&self, ids: &Tensor, cache: &mut KvCache) -> candle_core::Result<Tensor> {
+        let offset = cache.len();
+        let hidden = self.run_layers(ids, offset, None, Some(cache))?;
+        let last = hidden.narrow(1, hidden.dim(1)? - 1, 1)?.squeeze(1)?;
+        self.logits(&last)
+    }
+
+    /// Logits `[N, vocab]` of hidden states `[N, hidden]`.
+    pub fn logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
+        linear(hidden, self.lm_head.as_ref().unwrap_or(&self.embed), None)
+    }
+
+    /// Log-probabilities (natural log) of `targets` at `positions`: entry
+    /// `n` is `log p(targets[n] | tokens ≤ p)` where `p = positions[n]` is a
+    /// flat index `b·L + t` into `hidden` `[B, L, hidden]` (the position
+    /// *before* the target). Logits are computed only at those positions —
+    /// never the whole sequence. Also returns each position's entropy
+    /// (detached, for logging).
+    pub fn token_logprobs(
+        &self,
+        hidden: &Tensor,
+        positions: &[u32],
+        targets: &[u32],
+    ) -> candle_core::Result<(Tensor, Vec<f32>)> {
+        let (b, l, h) = hidden.dims3()?;
+        let index = Tensor::new(positions, hidden.device())?;
+        let rows = hidden.reshape((b * l, h))?.index_select(&index, 0)?;
+        let logits = self.logits(&rows)?;
+        let lse = logsumexp_last(&logits)?;
+        let chosen = logits.gather(&Tensor::new(targets, hidden.device())?.unsqueeze(1)?, 1)?;
+        let logprobs = (chosen - &lse)?.squeeze(1)?;
+        let entropy = {
+            let logits = logits.detach();
+            let p = softmax_last(&logits)?;
+            (lse.detach().squeeze(1)? - (p * &logits)?.sum(1)?)?.to_dtype(DType::F32)?.to_vec1::<f32>()?
+        };
+        Ok((logprobs, entropy))
+    }
+}
+
+/// Every tensor of the `*.safetensors` files in `dir`.
+pub fn load_safetensors(dir: &Path) -> Result<HashMap<String, Tensor>, TrainError> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| TrainError::file(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(TrainError::file(dir, "no .safetensors file"));
+    }
+    let mut tensors = HashMap::new();
+    for file in files {
+        tensors.extend(candle_core::safetensors::load(&file, &Device::Cpu).map_err(|e| TrainError::file(&file, e))?);
+    }
+    Ok(tensors)
+}

@@ -1,0 +1,222 @@
+//! Rollouts through the agent itself. [`PolicyBackend`] is put in the
+//! backend registry in place of the trained node's model: requests from the
+//! node under training are answered by the policy (a group of G samples is
+//! drawn on the group's first request and handed out one per run of the
+//! agent), or — in the SFT stage — with the item's target text; requests of
+//! every other node go to the frozen serving backend, memoised, since the
+//! trainer runs each item G times. Every answer given to the trained node is
+//! recorded with its prompt and completion tokens, so the update sees
+//! exactly what the agent saw.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::TrainError;
+use super::chat::ChatTokenizer;
+use super::decoder::Decoder;
+use super::generate::{SampleSettings, sample_group};
+use crate::inference::{
+    Backend, Completion, FinishReason, GenerateRequest, GenerateResponse, InferenceError, ModelIdentity,
+};
+
+/// One answer given to the node under training.
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    /// The item.
+    pub item_id: String,
+    /// Prompt tokens (chat template applied).
+    pub prompt: Vec<u32>,
+    /// Completion tokens (end-of-sequence included when reached).
+    pub completion: Vec<u32>,
+    /// Log-probabilities of the completion tokens when sampled (empty for SFT targets).
+    pub logprobs: Vec<f32>,
+    /// The text the agent received.
+    pub text: String,
+    /// Cut at the completion limit.
+    pub truncated: bool,
+}
+
+/// What the trained node's requests are answered with.
+pub enum Answering {
+    /// G samples per item from the policy.
+    Sample {
+        /// Samples per item.
+        group: usize,
+        /// Sampling settings.
+        settings: SampleSettings,
+        /// Seed of this step's sampling (each item adds its own offset).
+        seed: u64,
+    },
+    /// The item's target text (teacher forcing).
+    Targets(Arc<HashMap<String, String>>),
+}
+
+struct State {
+    answering: Answering,
+    /// Samples drawn but not yet handed out, by item.
+    pending: HashMap<String, Vec<Rollout>>,
+    recorded: Vec<Rollout>,
+    memo: HashMap<String, GenerateResponse>,
+    items_seen: u64,
+}
+
+/// The backend behind the trained node's model (see the module docs).
+pub struct PolicyBackend {
+    identity: ModelIdentity,
+    node: String,
+    generator: Decoder,
+    tokenizer: Arc<ChatTokenizer>,
+    frozen: Arc<dyn Backend>,
+    state: Mutex<State>,
+}
+
+impl PolicyBackend {
+    /// A policy answering `node`'s requests with `generator` (a detached view
+    /// of the trained weights) and every other node's with `frozen`.
+    pub fn new(node: &str, generator: Decoder, tokenizer: Arc<ChatTokenizer>, frozen: Arc<dyn Backend>) -> Self {
+        let state = State {
+            answering: Answering::Targets(Arc::default()),
+            pending: HashMap::new(),
+            recorded: Vec::new(),
+            memo: HashMap::new(),
+            items_seen: 0,
+        };
+        Self {
+            identity: frozen.identity().clone(),
+            node: node.to_string(),
+            generator,
+            tokenizer,
+            frozen,
+            state: Mutex::new(state),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets how the next requests are answered and forgets pending samples.
+    pub fn answer_with(&self, answering: Answering) {
+        let mut state = self.lock();
+        state.answering = answering;
+        state.pending.clear();
+    }
+
+    /// The answers recorded since the last call, in the order given.
+    pub fn take_recorded(&self) -> Vec<Rollout> {
+        std::mem::take(&mut self.lock().recorded)
+    }
+
+    /// Samples still pending (a run that asked less often than expected).
+    pub fn pending(&self) -> usize {
+        self.lock().pending.values().map(Vec::len).sum()
+    }
+
+    fn answer(&self, item_id: &str, request: &GenerateRequest) -> Result<Rollout, TrainError> {
+        let prompt = self.tokenizer.prompt_ids(&request.messages)?;
+        let mut state = self.lock();
+        if let Some(queue) = state.pending.get_mut(item_id)
+            && let Some(next) = queue.pop()
+        {
+            if next.prompt != prompt {
+                return Err(TrainError::Rollout(format!(
+                    "item `{item_id}`: node `{}` sent a different prompt on a later run; a trained agent must ask the same question each time",
+                    self.node
+                )));
+            }
+            return Ok(next);
+        }
+        match &state.answering {
+            Answering::Targets(targets) => {
+                let text = targets
+                    .get(item_id)
+                    .ok_or_else(|| TrainError::Rollout(format!("item `{item_id}` has no SFT target")))?;
+                let mut completion = self.tokenizer.encode(text, false)?;
+                let eos = self.tokenizer.eos_id().or(self.generator.config.eos_tokens.first().copied());
+                completion.extend(eos);
+                Ok(Rollout {
+                    item_id: item_id.to_string(),
+                    prompt,
+                    completion,
+                    logprobs: Vec::new(),
+                    text: text.clone(),
+                    truncated: false,
+                })
+            }
+            Answering::Sample { group, settings, seed } => {
+                let (group, settings) = (*group, *settings);
+                let mut rng = StdRng::seed_from_u64(seed.wrapping_add(state.items_seen.wrapping_mul(0x9E37_79B9)));
+                state.items_seen += 1;
+                let samples = sample_group(&self.generator, &prompt, group, &settings, &mut rng)?;
+                let mut rollouts = Vec::with_capacity(group);
+                for sample in samples {
+                    let eos = &self.generator.config.eos_tokens;
+                    let visible: Vec<u32> = sample.tokens.iter().copied().filter(|t| !eos.contains(t)).collect();
+                    rollouts.push(Rollout {
+                        item_id: item_id.to_string(),
+                        prompt: prompt.clone(),
+                        text: self.tokenizer.decode(&visible)?,
+                        truncated: !sample.finished,
+                        completion: sample.tokens,
+                        logprobs: sample.logprobs,
+                    });
+                }
+                rollouts.reverse();
+                let first = rollouts.pop().ok_or_else(|| TrainError::Rollout("empty group".into()))?;
+                state.pending.insert(item_id.to_string(), rollouts);
+                Ok(first)
+            }
+        }
+    }
+}
+
+fn memo_key(request: &GenerateRequest) -> String {
+    let mut key = format!("{:?}", request.sampling);
+    for m in &request.messages {
+        key.push_str(&format!("\u{1}{:?}\u{2}{}", m.role, m.text));
+        for f in &m.images {
+            key.push_str(&format!("\u{3}{}", f.path.display()));
+        }
+    }
+    key
+}
+
+#[async_trait::async_trait]
+impl Backend for PolicyBackend {
+    fn identity(&self) -> &ModelIdentity {
+        &self.identity
+    }
+
+    async fn generate(&self, request: GenerateRequest) -> Result<GenerateResponse, InferenceError> {
+        let trained = request.origin.as_ref().filter(|o| o.node == self.node).map(|o| o.item_id.clone());
+        let Some(item_id) = trained else {
+            let key = memo_key(&request);
+            if let Some(hit) = self.lock().memo.get(&key) {
+                return Ok(hit.clone());
+            }
+            let response = self.frozen.generate(request).await?;
+            self.lock().memo.insert(key, response.clone());
+            return Ok(response);
+        };
+        if request.sampling.n != 1 {
+            return Err(InferenceError::InvalidRequest(format!(
+                "node `{}` asked for {} samples; a trained agent asks for one answer per run",
+                self.node, request.sampling.n
+            )));
+        }
+        let rollout = self.answer(&item_id, &request).map_err(|e| InferenceError::Backend(e.to_string()))?;
+        let response = GenerateResponse {
+            completions: vec![Completion {
+                text: rollout.text.clone(),
+                finish_reason: if rollout.truncated { FinishReason::Length } else { FinishReason::Stop },
+                completion_tokens: u32::try_from(rollout.completion.len()).unwrap_or(u32::MAX),
+            }],
+            prompt_tokens: u32::try_from(rollout.prompt.len()).unwrap_or(u32::MAX),
+        };
+        self.lock().recorded.push(rollout);
+        Ok(response)
+    }
+}

@@ -1,0 +1,192 @@
+//! One optimizer step's update from scored rollouts: group advantages,
+//! forward/backward over micro-batches with gradient accumulation (the loss
+//! normalised by the step's completion tokens), one AdamW step, and the
+//! [`StepLog`] line with everything a user needs to see whether it learns.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::batch::pack;
+use super::config::{Stage, TrainConfig};
+use super::decoder::Decoder;
+use super::objective::{PolicyLoss, TokenTargets, group_advantages, policy_loss, sft_loss};
+use super::optimizer::{AdamW, Accumulated};
+use super::rewards::RewardParts;
+use super::rollout::Rollout;
+use super::TrainError;
+
+/// A rollout with its reward.
+#[derive(Debug, Clone)]
+pub struct ScoredRollout {
+    /// What the agent got.
+    pub rollout: Rollout,
+    /// Its reward, part by part (zero in the SFT stage).
+    pub parts: RewardParts,
+}
+
+/// One line of `train-log.jsonl`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StepLog {
+    /// Optimizer steps done (1-based).
+    pub step: usize,
+    /// Stage.
+    pub stage: String,
+    /// Loss per completion token.
+    pub loss: f64,
+    /// Mean reward of the step's completions.
+    pub reward_mean: f64,
+    /// Their standard deviation.
+    pub reward_std: f64,
+    /// Mean format reward.
+    pub reward_format: f64,
+    /// Mean attitude reward.
+    pub reward_judge: f64,
+    /// Mean class reward.
+    pub reward_class: f64,
+    /// Mean reason reward.
+    pub reward_reason: f64,
+    /// Share of groups whose rewards were all equal (no signal).
+    pub frac_reward_zero_std: f64,
+    /// Mean k3 KL to the reference per token (0 without one).
+    pub kl: f64,
+    /// Share of tokens clipped below.
+    pub clip_low: f64,
+    /// Share of tokens clipped above.
+    pub clip_high: f64,
+    /// Mean completion length in tokens.
+    pub completion_len_mean: f64,
+    /// Longest completion.
+    pub completion_len_max: usize,
+    /// Share of completions cut at the length limit.
+    pub truncated_frac: f64,
+    /// Mean entropy of the policy at completion tokens.
+    pub entropy: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Learning rate of the step.
+    pub lr: f64,
+    /// Completion tokens trained on.
+    pub tokens: usize,
+    /// Completion tokens trained on per second of the whole step.
+    pub tokens_per_s: f64,
+    /// Groups (items) in the step.
+    pub groups: usize,
+    /// Completions in the backward pass (groups without spread are left out when β = 0).
+    pub sequences_trained: usize,
+    /// Seconds of rollouts.
+    pub time_generation_s: f64,
+    /// Seconds of forward and backward passes.
+    pub time_forward_backward_s: f64,
+    /// Seconds of the optimizer step.
+    pub time_optimizer_s: f64,
+    /// Seconds of the whole step.
+    pub time_total_s: f64,
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 { 0.0 } else { sum / n as f64 }
+}
+
+/// Updates `model` from `groups` (see the module docs).
+pub fn update(
+    model: &Decoder,
+    reference: Option<&Decoder>,
+    optimizer: &mut AdamW,
+    groups: &[Vec<ScoredRollout>],
+    config: &TrainConfig,
+    step: usize,
+) -> Result<StepLog, TrainError> {
+    let mut log = StepLog { step: step + 1, stage: format!("{:?}", config.stage).to_lowercase(), groups: groups.len(), ..Default::default() };
+    let all: Vec<&ScoredRollout> = groups.iter().flatten().collect();
+    let rewards: Vec<f64> = all.iter().map(|s| s.parts.total()).collect();
+    log.reward_mean = mean(rewards.iter().copied());
+    log.reward_std = mean(rewards.iter().map(|r| (r - log.reward_mean).powi(2))).sqrt();
+    log.reward_format = mean(all.iter().map(|s| s.parts.format));
+    log.reward_judge = mean(all.iter().map(|s| s.parts.judge));
+    log.reward_class = mean(all.iter().map(|s| s.parts.class));
+    log.reward_reason = mean(all.iter().map(|s| s.parts.reason));
+    log.completion_len_mean = mean(all.iter().map(|s| s.rollout.completion.len() as f64));
+    log.completion_len_max = all.iter().map(|s| s.rollout.completion.len()).max().unwrap_or(0);
+    log.truncated_frac = mean(all.iter().map(|s| f64::from(u8::from(s.rollout.truncated))));
+
+    // Sequences to train on, with their advantages.
+    let sft = config.stage == Stage::Sft;
+    let mut sequences: Vec<(&Rollout, f32)> = Vec::new();
+    let mut zero_spread = 0;
+    for group in groups {
+        if sft {
+            sequences.extend(group.iter().map(|s| (&s.rollout, 0.0)));
+            continue;
+        }
+        let advantages = group_advantages(&group.iter().map(|s| s.parts.total()).collect::<Vec<_>>(), 1e-4);
+        if advantages.iter().all(|a| *a == 0.0) {
+            zero_spread += 1;
+            if config.grpo.beta == 0.0 {
+                continue; // no signal and no KL term: nothing to learn from
+            }
+        }
+        sequences.extend(group.iter().zip(&advantages).map(|(s, a)| (&s.rollout, *a as f32)));
+    }
+    log.frac_reward_zero_std = if sft || groups.is_empty() { 0.0 } else { zero_spread as f64 / groups.len() as f64 };
+    log.sequences_trained = sequences.len();
+    let total_tokens: usize = sequences.iter().map(|(r, _)| r.completion.len()).sum();
+    log.tokens = total_tokens;
+
+    let started = Instant::now();
+    let mut grads = Accumulated::default();
+    let per_item = if sft { 1 } else { config.grpo.group };
+    let micro = (config.batch * per_item).max(1);
+    let settings = PolicyLoss { clip_low: config.grpo.clip_low, clip_high: config.grpo.clip_high, beta: config.grpo.beta };
+    let (mut loss_sum, mut kl_sum, mut clipped_low, mut clipped_high) = (0.0, 0.0, 0, 0);
+    let mut entropy_sum = 0.0;
+    for chunk in sequences.chunks(micro) {
+        let rollouts: Vec<&Rollout> = chunk.iter().map(|(r, _)| *r).collect();
+        let batch = pack(&rollouts)?;
+        if batch.targets.is_empty() {
+            continue;
+        }
+        let hidden = model.hidden_states(&batch.ids, Some(&batch.valid))?;
+        let (logprobs, entropy) = model.token_logprobs(&hidden, &batch.positions, &batch.targets)?;
+        entropy_sum += entropy.iter().map(|&e| f64::from(e)).sum::<f64>();
+        let loss = if sft {
+            let loss = sft_loss(&logprobs)?;
+            loss_sum += loss.to_scalar::<f32>()? as f64;
+            loss
+        } else {
+            let old: Vec<f32> = rollouts.iter().flat_map(|r| r.logprobs.iter().copied()).collect();
+            let advantages: Vec<f32> = batch.sequence_of.iter().map(|&s| chunk[s].1).collect();
+            let reference_logprobs = match reference {
+                Some(reference) => {
+                    let hidden = reference.hidden_states(&batch.ids, Some(&batch.valid))?;
+                    Some(reference.token_logprobs(&hidden, &batch.positions, &batch.targets)?.0.to_vec1::<f32>()?)
+                }
+                None => None,
+            };
+            let targets = TokenTargets { old_logprobs: &old, ref_logprobs: reference_logprobs.as_deref(), advantages: &advantages };
+            let (loss, stats) = policy_loss(&logprobs, &targets, &settings)?;
+            loss_sum += stats.loss_sum;
+            kl_sum += stats.kl_sum;
+            clipped_low += stats.clipped_low;
+            clipped_high += stats.clipped_high;
+            loss
+        };
+        let loss = (loss / total_tokens.max(1) as f64)?;
+        grads.add(model.vars(), loss.backward()?)?;
+    }
+    log.time_forward_backward_s = started.elapsed().as_secs_f64();
+    let tokens = total_tokens.max(1) as f64;
+    log.loss = loss_sum / tokens;
+    log.kl = kl_sum / tokens;
+    log.clip_low = clipped_low as f64 / tokens;
+    log.clip_high = clipped_high as f64 / tokens;
+    log.entropy = entropy_sum / tokens;
+    let started = Instant::now();
+    let report = optimizer.apply(model.vars(), &grads)?;
+    drop(grads);
+    log.time_optimizer_s = started.elapsed().as_secs_f64();
+    log.grad_norm = report.grad_norm;
+    log.lr = report.lr;
+    Ok(log)
+}

@@ -1,0 +1,340 @@
+//! The training loop of `enf train`: per optimizer step, rollouts through
+//! the pipeline (the node's own plugin, the policy behind its model), then
+//! rewards and group advantages, then forward/backward over micro-batches
+//! with gradient accumulation, one AdamW step, a line in the step log, and
+//! a checkpoint every so often; at the end the export `enf run` serves.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::DType;
+use enf_kit::verdict::Verdict;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use tracing_indicatif::span_ext::IndicatifSpanExt;
+
+use super::chat::ChatTokenizer;
+use super::checkpoint::{self, CheckpointState};
+use super::config::{Stage, TrainConfig};
+use super::decoder::Decoder;
+use super::export::{Exported, export};
+use super::generate::SampleSettings;
+use super::optimizer::{AdamW, AdamWSettings, Schedule};
+use super::rollout::{Answering, PolicyBackend, Rollout};
+use super::step::{ScoredRollout, update};
+use super::TrainError;
+use crate::data::{Dataset, Item};
+use crate::eval::rouge::ReasonScorer;
+use crate::eval::score;
+use crate::graph::Graph;
+use crate::inference::{BackendRegistry, start_backend};
+use crate::run::{Pipeline, PipelineOptions, RunContext, run_item};
+
+/// Options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from the latest checkpoint in the output directory.
+    pub resume: bool,
+    /// Output directory overriding the configuration's.
+    pub out: Option<PathBuf>,
+    /// Compiled-plugin cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// What a finished run produced.
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    /// Optimizer steps done in all (resumed ones included).
+    pub steps: usize,
+    /// Steps done by this invocation.
+    pub steps_run: usize,
+    /// The export.
+    pub exported: Exported,
+    /// The step log.
+    pub log: PathBuf,
+    /// Mean reward (or SFT loss) of the first and last step run.
+    pub first_and_last: Option<(f64, f64)>,
+}
+
+/// Reads the SFT targets file: one `{"item_id", "target"}` per line.
+fn read_targets(path: &Path) -> Result<HashMap<String, String>, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::file(path, e))?;
+    let mut targets = HashMap::new();
+    for (index, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        #[derive(serde::Deserialize)]
+        struct Target {
+            item_id: String,
+            target: String,
+        }
+        let target: Target = serde_json::from_str(line)
+            .map_err(|e| TrainError::Config(format!("{}:{}: not an SFT target: {e}", path.display(), index + 1)))?;
+        targets.insert(target.item_id, target.target);
+    }
+    Ok(targets)
+}
+
+/// The items of step `step`: epochs visit every item once, in an order
+/// shuffled by (seed, epoch) — so a resumed run sees the same items.
+fn step_items(count: usize, per_step: usize, step: usize, seed: u64) -> Vec<usize> {
+    let mut orders: HashMap<usize, Vec<usize>> = HashMap::new();
+    (0..per_step)
+        .map(|k| {
+            let position = step * per_step + k;
+            let epoch = position / count;
+            let order = orders.entry(epoch).or_insert_with(|| {
+                let mut order: Vec<usize> = (0..count).collect();
+                order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                order
+            });
+            order[position % count]
+        })
+        .collect()
+}
+
+fn fingerprint(config: &TrainConfig) -> Result<String, TrainError> {
+    use sha2::Digest;
+    let text = std::fs::read(&config.path).map_err(|e| TrainError::file(&config.path, e))?;
+    Ok(hex::encode(sha2::Sha256::digest(&text))[..16].to_string())
+}
+
+/// Runs `config` (see the module docs).
+pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<TrainReport, TrainError> {
+    let out = options.out.clone().unwrap_or_else(|| config.out.clone());
+    std::fs::create_dir_all(&out).map_err(|e| TrainError::file(&out, e))?;
+    let checkpoints = out.join("checkpoints");
+    let existing = checkpoint::latest(&checkpoints)?;
+    if existing.is_some() && !options.resume {
+        return Err(TrainError::Config(format!(
+            "{} already holds checkpoints: pass --resume to continue, or choose another --out",
+            out.display()
+        )));
+    }
+
+    let dataset = Dataset::load(&config.data).map_err(|e| TrainError::Config(e.to_string()))?;
+    let mut items = dataset.items().map_err(|e| TrainError::Config(e.to_string()))?;
+    if let Some(limit) = config.limit {
+        items.truncate(limit);
+    }
+    let targets = match config.stage {
+        Stage::Sft => {
+            let targets = read_targets(&config.sft_targets)?;
+            let before = items.len();
+            items.retain(|i| targets.contains_key(&i.item_id));
+            if items.len() < before {
+                tracing::warn!("{} item(s) have no SFT target and are left out", before - items.len());
+            }
+            Some(Arc::new(targets))
+        }
+        _ => None,
+    };
+    if items.is_empty() {
+        return Err(TrainError::Config(format!("{}: no items to train on", config.data.display())));
+    }
+
+    let graph = Graph::load(&config.graph).map_err(|e| TrainError::Config(e.to_string()))?;
+    let node = graph.node_index(&config.node).map(|i| graph.nodes[i].clone()).ok_or_else(|| {
+        let names: Vec<&str> = graph.nodes.iter().map(|n| n.name.as_str()).collect();
+        TrainError::Config(format!(
+            "{}: node `{}` is not in {} (its nodes: {})",
+            config.path.display(),
+            config.node,
+            config.graph.display(),
+            names.join(", ")
+        ))
+    })?;
+    let alias = node.model.clone().ok_or_else(|| {
+        TrainError::Config(format!("{}: node `{}` declares no model to train", config.graph.display(), node.name))
+    })?;
+    let manifest = graph
+        .models
+        .iter()
+        .find(|m| m.alias == alias)
+        .map(|m| m.manifest.clone())
+        .ok_or_else(|| TrainError::Config(format!("model alias `{alias}` is not declared")))?;
+
+    let model = Decoder::load(&config.model_dir, DType::F32)?;
+    let tokenizer = Arc::new(ChatTokenizer::load(&config.model_dir)?);
+    let reference = (config.grpo.beta > 0.0 && config.stage != Stage::Sft)
+        .then(|| Decoder::load(&config.model_dir, DType::F32).map(|m| m.detached()))
+        .transpose()?;
+    tracing::info!(
+        parameters = model.parameter_count(),
+        items = items.len(),
+        "training node `{}` of {} ({:?})",
+        node.name,
+        config.graph.display(),
+        config.stage
+    );
+
+    let frozen = start_backend(&manifest).await.map_err(|e| TrainError::Config(format!("model `{alias}`: {e}")))?;
+    let policy = Arc::new(PolicyBackend::new(&node.name, model.detached(), tokenizer.clone(), frozen));
+    let registry = BackendRegistry::new();
+    registry.put(&manifest, policy.clone()).await;
+    let pipeline_options = PipelineOptions { cache_dir: options.cache_dir.clone(), concurrency: 1, inference_cache: None };
+    let pipeline = Pipeline::build(graph, &registry, &pipeline_options).await.map_err(|e| TrainError::Config(e.to_string()))?;
+    let context = RunContext { pipeline: Arc::new(pipeline), frames: Arc::new(dataset) };
+
+    let total = config.total_steps(items.len());
+    let settings = AdamWSettings {
+        lr: config.optim.lr,
+        weight_decay: config.optim.weight_decay,
+        max_grad_norm: config.optim.max_grad_norm,
+        ..AdamWSettings::default()
+    };
+    let schedule = Schedule { warmup: config.optim.warmup, total, min_ratio: config.optim.min_lr_ratio };
+    let mut optimizer = AdamW::new(settings, schedule, model.vars().len());
+    let fingerprint = fingerprint(config)?;
+    let mut start = 0;
+    if let Some(dir) = existing {
+        let state = checkpoint::load(&dir, &model, &mut optimizer)?;
+        if state.config_fingerprint != fingerprint {
+            tracing::warn!("the configuration changed since {} was written; resuming anyway", dir.display());
+        }
+        start = state.step;
+        tracing::info!(step = start, "resumed from {}", dir.display());
+    }
+    let log = out.join("train-log.jsonl");
+    let mut log_file = open_log(&log, start)?;
+
+    let span = tracing::info_span!("train", indicatif.pb_show = tracing::field::Empty);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} steps, {elapsed} elapsed, ETA {eta}") {
+        span.pb_set_style(&style);
+    }
+    span.pb_set_length(total as u64);
+    span.pb_set_position(start as u64);
+    span.pb_set_message(&format!("{:?} {}", config.stage, node.name));
+    let _entered = span.enter();
+
+    let scorer = ReasonScorer::new();
+    let mut first_and_last: Option<(f64, f64)> = None;
+    for step in start..total {
+        let started = Instant::now();
+        let chosen = step_items(items.len(), config.items_per_step(), step, config.seed);
+        let (answering, runs) = match (&targets, config.stage.scheme()) {
+            (Some(targets), _) => (Answering::Targets(targets.clone()), 1),
+            (None, _) => (
+                Answering::Sample {
+                    group: config.grpo.group,
+                    settings: SampleSettings {
+                        temperature: config.grpo.temperature,
+                        top_p: config.grpo.top_p,
+                        max_tokens: config.grpo.max_completion,
+                    },
+                    seed: config.seed.wrapping_mul(1_000_003).wrapping_add(step as u64),
+                },
+                config.grpo.group,
+            ),
+        };
+        policy.answer_with(answering);
+        let mut groups: Vec<Vec<ScoredRollout>> = Vec::new();
+        for &index in &chosen {
+            let item = Arc::new(items[index].clone());
+            if let Some(group) = rollouts_for(&context, &policy, &item, runs, config, &scorer).await? {
+                groups.push(group);
+            }
+        }
+        let generation_s = started.elapsed().as_secs_f64();
+        let mut line = update(&model, reference.as_ref(), &mut optimizer, &groups, config, step)?;
+        line.time_generation_s = generation_s;
+        line.time_total_s = started.elapsed().as_secs_f64();
+        line.tokens_per_s = line.tokens as f64 / line.time_total_s.max(1e-9);
+        let headline = if config.stage == Stage::Sft { line.loss } else { line.reward_mean };
+        first_and_last = Some((first_and_last.map_or(headline, |(f, _)| f), headline));
+        let text = serde_json::to_string(&line).map_err(|e| TrainError::file(&log, e))?;
+        writeln!(log_file, "{text}").and_then(|()| log_file.flush()).map_err(|e| TrainError::file(&log, e))?;
+        tracing::info!(step = step + 1, loss = line.loss, reward = line.reward_mean, "step done");
+        span.pb_inc(1);
+        let done = step + 1;
+        if done % config.checkpoint_every == 0 || done == total {
+            let state = CheckpointState { step: done, config_fingerprint: fingerprint.clone() };
+            checkpoint::save(&checkpoints, &model, &optimizer, &state)?;
+        }
+    }
+    let suffix = format!("{:?}", config.stage).to_lowercase();
+    let exported = export(&out, &model, &config.model_dir, &config.graph, &node.name, &manifest.path, &suffix)?;
+    Ok(TrainReport { steps: total, steps_run: total - start, exported, log, first_and_last })
+}
+
+/// Opens the step log for appending, keeping only lines of steps ≤ `start`
+/// (a resumed run rewrites what came after its checkpoint).
+fn open_log(path: &Path, start: usize) -> Result<std::fs::File, TrainError> {
+    let kept: Vec<String> = std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                .is_some_and(|s| (s as usize) <= start)
+        })
+        .map(str::to_string)
+        .collect();
+    let mut text = kept.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|e| TrainError::file(path, e))?;
+    std::fs::OpenOptions::new().append(true).open(path).map_err(|e| TrainError::file(path, e))
+}
+
+/// Runs `item` through the pipeline `runs` times and pairs each answer the
+/// trained node got with the verdict its agent made of it. `None` when the
+/// item could not be rolled out (an upstream node failed): it is skipped.
+async fn rollouts_for(
+    context: &RunContext,
+    policy: &PolicyBackend,
+    item: &Arc<Item>,
+    runs: usize,
+    config: &TrainConfig,
+    scorer: &ReasonScorer,
+) -> Result<Option<Vec<ScoredRollout>>, TrainError> {
+    let truth = score::Truth {
+        negative: item.truth.negative,
+        reason_class: item.truth.reason_class,
+        reason_text: item.truth.reason_text.as_deref(),
+    };
+    let mut group = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let record = run_item(context.clone(), item.clone()).await;
+        let mut answers: Vec<Rollout> = policy.take_recorded();
+        let node = record.nodes.get(&config.node);
+        let Some(rollout) = answers.pop() else {
+            let why = node.and_then(|n| n.error.clone()).unwrap_or_else(|| "it did not ask the model".into());
+            tracing::warn!(item = %item.item_id, "skipped: node `{}` got no answer ({why})", config.node);
+            return Ok(None);
+        };
+        if !answers.is_empty() {
+            return Err(TrainError::Rollout(format!(
+                "node `{}` asked the model {} times in one run; a trained agent must ask once per run",
+                config.node,
+                answers.len() + 1
+            )));
+        }
+        let verdict = node
+            .and_then(|n| n.output.as_ref())
+            .and_then(|o| o.get("verdict"))
+            .map(|v| serde_json::from_value::<Verdict>(v.clone()))
+            .transpose()
+            .map_err(|e| TrainError::Rollout(format!("node `{}`: its `verdict` is not a verdict: {e}", config.node)))?;
+        let parts = match (config.stage.scheme(), &verdict) {
+            (Some(scheme), Some(verdict)) => {
+                super::rewards::reward(&rollout.text, verdict, &truth, scheme, &config.rewards, scorer)
+            }
+            (Some(_), None) => {
+                if node.is_some_and(|n| n.ok) {
+                    return Err(TrainError::Rollout(format!(
+                        "node `{}`'s output has no `verdict`: only agents that output a verdict can be trained with rewards",
+                        config.node
+                    )));
+                }
+                Default::default()
+            }
+            (None, _) => Default::default(),
+        };
+        group.push(ScoredRollout { rollout, parts });
+    }
+    Ok(Some(group))
+}

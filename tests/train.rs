@@ -1,0 +1,182 @@
+//! `enf train` end to end on a tiny generated text model (real mistral.rs
+//! for the frozen nodes and for serving the result, real agents, real
+//! synthetic data): the SFT stage lowers its loss on the agent's own
+//! prompts and targets; S-GRPO steps run rollouts through the Reason agent
+//! and log every part of the reward; the export is served by `enf run`
+//! unchanged; a bad configuration is refused with file:line problems; and
+//! a run killed with SIGKILL (while writing a checkpoint where the timing
+//! allows) resumes to the same step count with a loadable checkpoint.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Workspace, shipped_graph, text};
+
+/// A tiny llama model, its manifest and the ENF graph on it.
+fn setup(ws: &Workspace) -> (PathBuf, PathBuf) {
+    let dir = ws.path("models/tiny-text");
+    let output = ws.enf(&["model", "tiny-text", dir.to_str().unwrap(), "--arch", "llama"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let manifest = ws.write(
+        "models/tiny-text.toml",
+        "name = \"tiny-text\"\nbackend = \"mistralrs\"\n[mistralrs]\nsource = { dir = \"tiny-text\" }\narchitecture = \"llama\"\ndtype = \"f32\"\ndevice = \"cpu\"\nprefix_cache = 0\n[sampling]\ntemperature = 0.0\nmax_tokens = 8\n",
+    );
+    let graph = shipped_graph(ws, "enf", &manifest);
+    let data = ws.path("data");
+    let output = ws.enf(&["data", "synth", data.to_str().unwrap(), "--users", "2", "--seed", "3"]);
+    assert!(output.status.success(), "{}", text(&output));
+    (graph, data)
+}
+
+fn config(ws: &Workspace, name: &str, graph: &Path, data: &Path, body: &str) -> PathBuf {
+    let model = ws.path("models/tiny-text");
+    ws.write(
+        &format!("{name}.toml"),
+        &format!(
+            "[train]\ngraph = \"{}\"\nnode = \"reason\"\ndata = \"{}\"\nout = \"out-{name}\"\n{body}\n[model]\ndir = \"{}\"\n",
+            graph.display(),
+            data.display(),
+            model.display()
+        ),
+    )
+}
+
+fn log_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn sft_lowers_its_loss_and_the_export_is_served_by_enf_run() {
+    let ws = Workspace::new();
+    let (graph, data) = setup(&ws);
+    let cfg = config(&ws, "sft", &graph, &data, "stage = \"sft\"\nsteps = 6\nbatch = 3\nseed = 1\n[optim]\nlr = 0.01\nmin_lr_ratio = 1.0\n");
+    let output = ws.enf(&["train", cfg.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    let out = ws.path("out-sft");
+    let log = log_lines(&out.join("train-log.jsonl"));
+    assert_eq!(log.len(), 6, "one line per step");
+    // Six items, three per step: every item is seen twice (two epochs).
+    let (first, last) = (log[0]["loss"].as_f64().unwrap(), log[5]["loss"].as_f64().unwrap());
+    assert!(last < first * 0.8, "SFT loss per token {first} → {last}");
+    for key in ["lr", "grad_norm", "tokens", "time_forward_backward_s", "time_optimizer_s"] {
+        assert!(log[5][key].is_number(), "step log lacks `{key}`: {}", log[5]);
+    }
+    for file in ["model/model.safetensors", "model/config.json", "model/tokenizer.json", "model.toml", "graph.toml"] {
+        assert!(out.join(file).is_file(), "export lacks {file}");
+    }
+    // The exported graph runs with the trained model behind the Reason node.
+    let predictions = ws.path("pred.jsonl");
+    let graph_out = out.join("graph.toml");
+    let (output, records) = ws.run(&graph_out, &data, &predictions, &["--limit", "2"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(|r| r["nodes"]["reason"]["output"]["verdict"].is_object()), "{records:?}");
+    let check = ws.enf(&["graph", "check", graph_out.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", text(&check));
+}
+
+#[test]
+fn sgrpo_steps_roll_out_through_the_agent_and_log_every_reward_part() {
+    let ws = Workspace::new();
+    let (graph, data) = setup(&ws);
+    let cfg = config(
+        &ws,
+        "sgrpo",
+        &graph,
+        &data,
+        "stage = \"sgrpo\"\nsteps = 2\nbatch = 1\ngrad_accum = 2\nseed = 2\n[grpo]\ngroup = 4\nmax_completion = 12\nbeta = 0.04\n",
+    );
+    let output = ws.enf(&["train", cfg.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    let log = log_lines(&ws.path("out-sgrpo/train-log.jsonl"));
+    assert_eq!(log.len(), 2);
+    for key in [
+        "reward_mean", "reward_std", "reward_format", "reward_judge", "reward_class", "reward_reason",
+        "frac_reward_zero_std", "kl", "clip_low", "clip_high", "completion_len_mean", "completion_len_max",
+        "truncated_frac", "entropy", "grad_norm", "lr", "tokens_per_s", "time_generation_s",
+    ] {
+        assert!(log[1][key].is_number(), "step log lacks `{key}`: {}", log[1]);
+    }
+    assert_eq!(log[0]["groups"], 2, "two items per step (batch 1 × grad_accum 2)");
+    assert!(log[0]["completion_len_max"].as_u64().unwrap() <= 12);
+    // A random model's judgements are right about as often as not: some reward is earned.
+    assert!(log.iter().any(|l| l["reward_judge"].as_f64().unwrap() > 0.0), "{log:?}");
+}
+
+#[test]
+fn a_bad_config_is_refused_with_its_lines() {
+    let ws = Workspace::new();
+    let cfg = ws.write(
+        "bad.toml",
+        "[train]\ngraph = \"nope.toml\"\nnode = \"reason\"\ndata = \"no-data\"\nout = \"out\"\nstage = \"sgrpo\"\nsteps = 0\n[grpo]\ngroup = 1\n[model]\ndir = \"no-model\"\nfine_tuning = \"qlora\"\n",
+    );
+    let output = ws.enf(&["train", cfg.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let message = text(&output);
+    for expected in [
+        "bad.toml:2: graph file",
+        "bad.toml:4: data set directory",
+        "bad.toml:7: steps must be at least 1",
+        "bad.toml:9: `group` must be at least 2",
+        "bad.toml:11:",
+        "bad.toml:12: fine_tuning `qlora`",
+    ] {
+        assert!(message.contains(expected), "missing `{expected}` in:\n{message}");
+    }
+    let unknown = ws.write("typo.toml", "[train]\ngraph = \"g\"\nnode = \"n\"\ndata = \"d\"\nout = \"o\"\nstage = \"sft\"\nstep = 3\n[model]\ndir = \"m\"\n");
+    let message = text(&ws.enf(&["train", unknown.to_str().unwrap()]));
+    assert!(message.contains("typo.toml: line 7") && message.contains("step"), "{message}");
+}
+
+#[test]
+fn a_run_killed_mid_checkpoint_resumes_to_the_same_step_count() {
+    let ws = Workspace::new();
+    let (graph, data) = setup(&ws);
+    let steps = 8;
+    let cfg = config(
+        &ws,
+        "resume",
+        &graph,
+        &data,
+        &format!("stage = \"sft\"\nsteps = {steps}\nbatch = 1\ncheckpoint_every = 1\n[optim]\nlr = 0.001\n"),
+    );
+    let checkpoints = ws.path("out-resume/checkpoints");
+    let mut child = ws.enf_command(&["train", cfg.to_str().unwrap()]).spawn().unwrap();
+    // Kill it while a checkpoint is being written if that moment is caught,
+    // else once two checkpoints exist.
+    let started = Instant::now();
+    let mut caught_writing = false;
+    loop {
+        let entries: Vec<String> = std::fs::read_dir(&checkpoints)
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect())
+            .unwrap_or_default();
+        let done = entries.iter().filter(|e| e.starts_with("step-")).count();
+        if done >= 1 && entries.iter().any(|e| e.starts_with(".tmp-")) {
+            caught_writing = true;
+            break;
+        }
+        if done >= 2 || started.elapsed() > Duration::from_secs(240) {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("training ended before it could be killed: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    eprintln!("killed {} a checkpoint write", if caught_writing { "during" } else { "between" });
+    let output = ws.enf(&["train", cfg.to_str().unwrap(), "--resume"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let log = log_lines(&ws.path("out-resume/train-log.jsonl"));
+    let steps_logged: Vec<u64> = log.iter().map(|l| l["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps_logged, (1..=steps as u64).collect::<Vec<_>>(), "each step logged once, in order");
+    let latest = std::fs::read_to_string(checkpoints.join("LATEST")).unwrap();
+    assert_eq!(latest.trim(), format!("step-{steps:06}"));
+    // Starting again without --resume is refused rather than overwriting.
+    let again = ws.enf(&["train", cfg.to_str().unwrap()]);
+    assert!(!again.status.success() && text(&again).contains("--resume"), "{}", text(&again));
+}
