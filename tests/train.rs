@@ -180,3 +180,65 @@ fn a_run_killed_mid_checkpoint_resumes_to_the_same_step_count() {
     let again = ws.enf(&["train", cfg.to_str().unwrap()]);
     assert!(!again.status.success() && text(&again).contains("--resume"), "{}", text(&again));
 }
+
+/// The trainer's tokenization and log-probabilities against the serving
+/// backend's, on the same weights: prompt ids through the chat template,
+/// the greedy completion, and each token's log-probability (mistral.rs
+/// reports log10; the backend converts).
+async fn trainer_agrees_with_mistralrs(dir: &Path, architecture: &str, ws: &Workspace) {
+    use enf::inference::{ChatMessage, MistralRsBackend, ModelManifest, Role};
+    use enf::train::chat::ChatTokenizer;
+    use enf::train::generate::{SampleSettings, sample_group};
+    use rand::SeedableRng;
+
+    let manifest = ws.write(
+        &format!("{architecture}-{}.toml", dir.file_name().unwrap().to_string_lossy()),
+        &format!(
+            "name = \"m\"\nbackend = \"mistralrs\"\n[mistralrs]\nsource = {{ dir = \"{}\" }}\narchitecture = \"{architecture}\"\ndtype = \"f32\"\ndevice = \"cpu\"\nprefix_cache = 0\n",
+            dir.display()
+        ),
+    );
+    let backend = MistralRsBackend::load(&ModelManifest::load(&manifest).unwrap()).await.unwrap();
+    let decoder = enf::train::Decoder::load(dir, candle_core::DType::F32).unwrap();
+    let tokenizer = ChatTokenizer::load(dir).unwrap();
+    let conversations = [
+        vec![ChatMessage { role: Role::User, text: "What is the capital of France?".into(), images: vec![] }],
+        vec![
+            ChatMessage { role: Role::System, text: "You judge videos.".into(), images: vec![] },
+            ChatMessage { role: Role::User, text: "Think inside <think></think>, answer in <answer></answer>.".into(), images: vec![] },
+        ],
+    ];
+    for messages in &conversations {
+        let ours = tokenizer.prompt_ids(messages).unwrap();
+        let theirs = backend.chat_prompt_tokens(messages).await.unwrap();
+        assert_eq!(ours, theirs, "{}: prompt tokens differ", dir.display());
+        let (text, logprobs) = backend.greedy_with_logprobs(messages, 12).await.unwrap();
+        let settings = SampleSettings { temperature: 0.0, top_p: 1.0, max_tokens: 12 };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let sample = sample_group(&decoder.detached(), &ours, 1, &settings, &mut rng).unwrap().remove(0);
+        // Random weights emit invalid UTF-8, which the two replace with U+FFFD
+        // at different granularity (per byte vs per sequence); real text is valid.
+        let valid = |s: &str| s.replace('\u{FFFD}', "");
+        let ours_text = tokenizer.completion_text(&sample.tokens).unwrap();
+        assert_eq!(valid(&ours_text), valid(&text), "{}: greedy completions differ", dir.display());
+        assert!(!logprobs.is_empty());
+        let n = logprobs.len().min(sample.logprobs.len());
+        assert!(n + 1 >= sample.logprobs.len().max(logprobs.len()), "{logprobs:?} vs {:?}", sample.logprobs);
+        for (a, b) in logprobs.iter().zip(&sample.logprobs).take(n) {
+            assert!((a - b).abs() < 2e-3 + 1e-3 * b.abs(), "{}: log-probs differ: mistral.rs {logprobs:?} vs trainer {:?}", dir.display(), sample.logprobs);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trainer_tokenizes_and_scores_like_the_serving_backend() {
+    let ws = Workspace::new();
+    for (arch, name) in [("llama", "tiny-llama"), ("qwen2", "tiny-qwen2")] {
+        let dir = ws.path(name);
+        let output = ws.enf(&["model", "tiny-text", dir.to_str().unwrap(), "--arch", arch]);
+        assert!(output.status.success(), "{}", text(&output));
+        trainer_agrees_with_mistralrs(&dir, arch, &ws).await;
+    }
+    // The default model: its real chat template and 30 layers.
+    trainer_agrees_with_mistralrs(&support::prepared_model("smollm2-135m-instruct"), "llama", &ws).await;
+}

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::manifest::{ManifestError, ModelManifest};
 use super::{
-    Backend, Completion, FinishReason, GenerateRequest, GenerateResponse, InferenceError, ModelIdentity, Role, Sampling,
+    Backend, ChatMessage, Completion, FinishReason, GenerateRequest, GenerateResponse, InferenceError, ModelIdentity, Role, Sampling,
 };
 
 /// Where the weights come from.
@@ -262,6 +262,46 @@ impl MistralRsBackend {
         .map_err(|e| ManifestError::invalid(manifest, format!("mistral.rs could not load the model: {e:#}")))?;
         tracing::info!(model = %manifest.name, elapsed = ?started.elapsed(), "model loaded");
         Ok(Self { identity: ModelIdentity::from_manifest(manifest), model })
+    }
+
+    /// The prompt tokens mistral.rs computes for a text chat (its chat
+    /// template, generation prompt, special tokens) — what the trainer's own
+    /// tokenization is checked against.
+    pub async fn chat_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, InferenceError> {
+        let mut chat = mistralrs::TextMessages::new();
+        for message in messages {
+            chat = chat.add_message(role(message.role), message.text.clone());
+        }
+        self.model
+            .tokenize(either::Either::Left(chat), None, true, true, None)
+            .await
+            .map_err(|e| InferenceError::Backend(self.fail(format!("cannot tokenize: {e}"))))
+    }
+
+    /// A greedy text completion with the natural-log probability of each
+    /// generated token (mistral.rs reports log10; converted here).
+    pub async fn greedy_with_logprobs(
+        &self,
+        messages: &[ChatMessage],
+        max_tokens: u32,
+    ) -> Result<(String, Vec<f32>), InferenceError> {
+        let mut builder = RequestBuilder::new();
+        for message in messages {
+            builder = builder.add_message(role(message.role), message.text.clone());
+        }
+        let sampling = Sampling { max_tokens, ..Sampling::default() };
+        builder = builder.set_sampling(sampling_params(&sampling)).return_logprobs(true);
+        let response =
+            self.model.send_chat_request(builder).await.map_err(|e| InferenceError::Backend(self.fail(e)))?;
+        let choice = response.choices.into_iter().next().ok_or_else(|| InferenceError::Backend(self.fail("no choice")))?;
+        let logprobs = choice
+            .logprobs
+            .and_then(|l| l.content)
+            .unwrap_or_default()
+            .iter()
+            .map(|l| l.logprob * std::f32::consts::LN_10)
+            .collect();
+        Ok((choice.message.content.unwrap_or_default(), logprobs))
     }
 
     fn fail(&self, message: impl std::fmt::Display) -> String {

@@ -106,9 +106,15 @@ impl ChatTokenizer {
         Ok(encoding.get_ids().to_vec())
     }
 
-    /// The text of completion tokens, special tokens left out (what an agent receives).
+    /// The text of tokens, special tokens left out.
     pub fn decode(&self, ids: &[u32]) -> Result<String, TrainError> {
         self.tokenizer.decode(ids, true).map_err(|e| TrainError::Rollout(format!("tokenizer: {e}")))
+    }
+
+    /// The text an agent receives for completion tokens, as mistral.rs
+    /// builds it: special tokens left out, leading white space trimmed.
+    pub fn completion_text(&self, ids: &[u32]) -> Result<String, TrainError> {
+        Ok(self.decode(ids)?.trim_start().to_string())
     }
 
     /// The id of the end-of-sequence token named by `tokenizer_config.json`.

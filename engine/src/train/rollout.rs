@@ -153,12 +153,10 @@ impl PolicyBackend {
                 let samples = sample_group(&self.generator, &prompt, group, &settings, &mut rng)?;
                 let mut rollouts = Vec::with_capacity(group);
                 for sample in samples {
-                    let eos = &self.generator.config.eos_tokens;
-                    let visible: Vec<u32> = sample.tokens.iter().copied().filter(|t| !eos.contains(t)).collect();
                     rollouts.push(Rollout {
                         item_id: item_id.to_string(),
                         prompt: prompt.clone(),
-                        text: self.tokenizer.decode(&visible)?,
+                        text: self.tokenizer.completion_text(&sample.tokens)?,
                         truncated: !sample.finished,
                         completion: sample.tokens,
                         logprobs: sample.logprobs,
