@@ -32,11 +32,15 @@ fn setup(ws: &Workspace) -> (PathBuf, PathBuf) {
 }
 
 fn config(ws: &Workspace, name: &str, graph: &Path, data: &Path, body: &str) -> PathBuf {
+    config_with_model(ws, name, graph, data, body, "")
+}
+
+fn config_with_model(ws: &Workspace, name: &str, graph: &Path, data: &Path, body: &str, model_extra: &str) -> PathBuf {
     let model = ws.path("models/tiny-text");
     ws.write(
         &format!("{name}.toml"),
         &format!(
-            "[train]\ngraph = \"{}\"\nnode = \"reason\"\ndata = \"{}\"\nout = \"out-{name}\"\n{body}\n[model]\ndir = \"{}\"\n",
+            "[train]\ngraph = \"{}\"\nnode = \"reason\"\ndata = \"{}\"\nout = \"out-{name}\"\n{body}\n[model]\ndir = \"{}\"\n{model_extra}\n",
             graph.display(),
             data.display(),
             model.display()
@@ -53,7 +57,8 @@ fn sft_lowers_its_loss_and_the_export_is_served_by_enf_run() {
     let ws = Workspace::new();
     let (graph, data) = setup(&ws);
     let cfg = config(&ws, "sft", &graph, &data, "stage = \"sft\"\nsteps = 6\nbatch = 3\nseed = 1\n[optim]\nlr = 0.01\nmin_lr_ratio = 1.0\n");
-    let output = ws.enf(&["train", cfg.to_str().unwrap()]);
+    let cache = ws.path("inference-cache");
+    let output = ws.enf(&["train", cfg.to_str().unwrap(), "--inference-cache", cache.to_str().unwrap()]);
     assert!(output.status.success(), "{}", text(&output));
     let out = ws.path("out-sft");
     let log = log_lines(&out.join("train-log.jsonl"));
@@ -70,8 +75,12 @@ fn sft_lowers_its_loss_and_the_export_is_served_by_enf_run() {
     // The exported graph runs with the trained model behind the Reason node.
     let predictions = ws.path("pred.jsonl");
     let graph_out = out.join("graph.toml");
-    let (output, records) = ws.run(&graph_out, &data, &predictions, &["--limit", "2"]);
+    let (output, records) =
+        ws.run(&graph_out, &data, &predictions, &["--limit", "2", "--inference-cache", cache.to_str().unwrap()]);
     assert!(output.status.success(), "{}", text(&output));
+    // The frozen Profile and Video agents' answers come from the training run's cache.
+    let summary = text(&output);
+    assert!(summary.contains("inference cache: ") && !summary.contains("inference cache: 0 hit"), "{summary}");
     assert_eq!(records.len(), 2);
     assert!(records.iter().all(|r| r["nodes"]["reason"]["output"]["verdict"].is_object()), "{records:?}");
     let check = ws.enf(&["graph", "check", graph_out.to_str().unwrap()]);
@@ -122,7 +131,7 @@ fn a_bad_config_is_refused_with_its_lines() {
         "bad.toml:7: steps must be at least 1",
         "bad.toml:9: `group` must be at least 2",
         "bad.toml:11:",
-        "bad.toml:12: fine_tuning `qlora`",
+        "bad.toml:12: fine_tuning `qlora` is not known",
     ] {
         assert!(message.contains(expected), "missing `{expected}` in:\n{message}");
     }
@@ -136,12 +145,14 @@ fn a_run_killed_mid_checkpoint_resumes_to_the_same_step_count() {
     let ws = Workspace::new();
     let (graph, data) = setup(&ws);
     let steps = 8;
-    let cfg = config(
+    // With LoRA adapters: the checkpoint holds the adapters, the export merges them.
+    let cfg = config_with_model(
         &ws,
         "resume",
         &graph,
         &data,
         &format!("stage = \"sft\"\nsteps = {steps}\nbatch = 1\ncheckpoint_every = 1\n[optim]\nlr = 0.001\n"),
+        "fine_tuning = \"lora\"\nlora_rank = 4\nlora_targets = [\"q_proj\", \"v_proj\", \"up_proj\"]",
     );
     let checkpoints = ws.path("out-resume/checkpoints");
     let mut child = ws.enf_command(&["train", cfg.to_str().unwrap()]).spawn().unwrap();
@@ -176,6 +187,7 @@ fn a_run_killed_mid_checkpoint_resumes_to_the_same_step_count() {
     assert_eq!(steps_logged, (1..=steps as u64).collect::<Vec<_>>(), "each step logged once, in order");
     let latest = std::fs::read_to_string(checkpoints.join("LATEST")).unwrap();
     assert_eq!(latest.trim(), format!("step-{steps:06}"));
+    assert!(ws.path("out-resume/model/model.safetensors").is_file());
     // Starting again without --resume is refused rather than overwriting.
     let again = ws.enf(&["train", cfg.to_str().unwrap()]);
     assert!(!again.status.success() && text(&again).contains("--resume"), "{}", text(&again));

@@ -19,6 +19,10 @@ pub struct TrainArgs {
     /// Output directory (overrides the configuration's `out`).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Cache the answers of the nodes not under training in DIR (shared with
+    /// `enf run --inference-cache DIR`): upstream agents run once across runs.
+    #[arg(long, value_name = "DIR")]
+    inference_cache: Option<PathBuf>,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -26,7 +30,9 @@ pub struct TrainArgs {
 /// Runs `enf train`.
 pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let config = enf::train::TrainConfig::load(&args.config)?;
-    let options = enf::train::TrainOptions { resume: args.resume, out: args.out, cache_dir: args.cache.dir() };
+    let options = enf::train::TrainOptions { resume: args.resume, out: args.out, cache_dir: args.cache.dir(),
+        inference_cache: args.inference_cache,
+    };
     let report = enf::train::train(&config, &options).await?;
     println!("trained {} step(s) ({} in this run); step log: {}", report.steps, report.steps_run, report.log.display());
     if let Some((first, last)) = report.first_and_last {

@@ -54,6 +54,19 @@ impl CachedBackend {
         Self { inner, dir: dir.to_path_buf(), identity, stats }
     }
 
+    /// Wraps `inner`, the backend of `manifest`'s model, keyed by the
+    /// manifest's name and text (a changed manifest is another model): how
+    /// `enf run --inference-cache` and `enf train --inference-cache` share entries.
+    pub fn for_manifest(
+        inner: Arc<dyn Backend>,
+        dir: &Path,
+        manifest: &super::ModelManifest,
+        stats: Arc<CacheStats>,
+    ) -> Self {
+        let text = std::fs::read_to_string(&manifest.path).unwrap_or_default();
+        Self::new(inner, dir, format!("{}\n{text}", manifest.name), stats)
+    }
+
     async fn key(&self, request: &GenerateRequest) -> Result<String, InferenceError> {
         let mut hasher = Sha256::new();
         let mut field = |bytes: &[u8]| {

@@ -148,9 +148,8 @@ impl Pipeline {
                 Ok(backend) => {
                     let backend = match (&options.inference_cache, &cache_stats) {
                         (Some(dir), Some(stats)) => {
-                            let manifest_text = std::fs::read_to_string(&model.path).unwrap_or_default();
-                            let identity = format!("{}\n{manifest_text}", model.manifest.name);
-                            Arc::new(CachedBackend::new(backend, dir, identity, stats.clone())) as Arc<dyn Backend>
+                            Arc::new(CachedBackend::for_manifest(backend, dir, &model.manifest, stats.clone()))
+                                as Arc<dyn Backend>
                         }
                         _ => backend,
                     };

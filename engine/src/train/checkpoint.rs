@@ -47,7 +47,7 @@ pub fn save(root: &Path, model: &Decoder, optimizer: &AdamW, state: &CheckpointS
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| TrainError::file(&tmp, e))?;
     let weights = tmp.join("model.safetensors");
-    model.save(&weights)?;
+    model.save_trainable(&weights)?;
     let moments = tmp.join("optimizer.safetensors");
     let tensors = optimizer.state(model.vars());
     candle_core::safetensors::save(&tensors, &moments).map_err(|e| TrainError::file(&moments, e))?;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::TrainError;
+use super::decoder::{LORA_MODULES, LoraSettings};
 use super::rewards::{RewardScheme, RewardWeights};
 use crate::problems::{Problems, describe_toml_error};
 
@@ -85,6 +86,16 @@ struct RawModel {
     dir: Spanned<String>,
     #[serde(default)]
     fine_tuning: Option<Spanned<String>>,
+    #[serde(default = "default_rank")]
+    lora_rank: usize,
+    #[serde(default)]
+    lora_alpha: Option<f64>,
+    #[serde(default)]
+    lora_targets: Option<Spanned<Vec<String>>>,
+}
+
+fn default_rank() -> usize {
+    16
 }
 
 /// Optimizer and schedule.
@@ -168,6 +179,8 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// The Hugging Face model directory training starts from.
     pub model_dir: PathBuf,
+    /// Low-rank adapters instead of full fine-tuning.
+    pub lora: Option<LoraSettings>,
     /// Optimizer settings.
     pub optim: Optim,
     /// Rollout and loss settings.
@@ -202,15 +215,36 @@ impl TrainConfig {
                 format!("{} is not a Hugging Face model directory (no config.json)", model_dir.display()),
             );
         }
-        if let Some(ft) = &raw.model.fine_tuning
-            && ft.get_ref() != "full"
-        {
-            problems.at(
-                Some(ft.span().start),
-                None,
-                format!("fine_tuning `{}` is not available yet (only \"full\"; LoRA is planned)", ft.get_ref()),
-            );
-        }
+        let lora = match raw.model.fine_tuning.as_ref().map(|f| (f.get_ref().as_str(), f.span().start)) {
+            None | Some(("full", _)) => None,
+            Some(("lora", _)) => {
+                let targets = raw.model.lora_targets.as_ref().map_or_else(
+                    || vec!["q_proj".to_string(), "v_proj".to_string()],
+                    |t| t.get_ref().clone(),
+                );
+                if let Some(spanned) = &raw.model.lora_targets {
+                    for target in spanned.get_ref() {
+                        if !LORA_MODULES.iter().any(|(m, _)| m == target) {
+                            let known: Vec<&str> = LORA_MODULES.iter().map(|(m, _)| *m).collect();
+                            problems.at(
+                                Some(spanned.span().start),
+                                None,
+                                format!("unknown LoRA target `{target}` (known: {})", known.join(", ")),
+                            );
+                        }
+                    }
+                }
+                if raw.model.lora_rank == 0 {
+                    problems.at(text.find("lora_rank"), None, "`lora_rank` must be at least 1");
+                }
+                let rank = raw.model.lora_rank.max(1);
+                Some(LoraSettings { rank, alpha: raw.model.lora_alpha.unwrap_or(2.0 * rank as f64), targets })
+            }
+            Some((other, at)) => {
+                problems.at(Some(at), None, format!("fine_tuning `{other}` is not known (\"full\" or \"lora\")"));
+                None
+            }
+        };
         match (&t.steps, &t.epochs) {
             (None, None) => problems.at(None, None, "[train] needs `steps` or `epochs`"),
             (Some(s), Some(_)) => problems.at(Some(s.span().start), None, "give `steps` or `epochs`, not both"),
@@ -264,6 +298,7 @@ impl TrainConfig {
             limit: t.limit,
             checkpoint_every: t.checkpoint_every.unwrap_or(10),
             model_dir,
+            lora,
             optim: raw.optim,
             grpo: raw.grpo,
             rewards: raw.rewards,

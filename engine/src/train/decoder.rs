@@ -21,24 +21,61 @@ use super::model_config::{DecoderConfig, DecoderFamily};
 /// fully masked padding row gives a uniform distribution instead of NaN).
 const MASKED: f64 = -1e9;
 
+/// A linear layer `y = x·Wᵀ + b`, with an optional low-rank adapter adding
+/// `scale · (x·Aᵀ)·Bᵀ` (LoRA; `W` is then frozen).
+struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    lora: Option<(Tensor, Tensor, f64)>,
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut y = linear(x, &self.weight, self.bias.as_ref())?;
+        if let Some((a, b, scale)) = &self.lora {
+            y = (y + (linear(&linear(x, a, None)?, b, None)? * *scale)?)?;
+        }
+        Ok(y)
+    }
+}
+
 struct Attention {
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    o: Tensor,
-    q_bias: Option<Tensor>,
-    k_bias: Option<Tensor>,
-    v_bias: Option<Tensor>,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
 }
 
 struct Layer {
     input_norm: Tensor,
     attention: Attention,
     post_norm: Tensor,
-    gate: Tensor,
-    up: Tensor,
-    down: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
 }
+
+/// Low-rank adapters: which linear layers get one, their rank and α.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoraSettings {
+    /// Rank r of `B·A`.
+    pub rank: usize,
+    /// Scale numerator: the adapter adds `α/r · B·A`.
+    pub alpha: f64,
+    /// Module names (`q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`, `up_proj`, `down_proj`).
+    pub targets: Vec<String>,
+}
+
+/// The modules an adapter can target, with the block they live in.
+pub const LORA_MODULES: &[(&str, &str)] = &[
+    ("q_proj", "self_attn"),
+    ("k_proj", "self_attn"),
+    ("v_proj", "self_attn"),
+    ("o_proj", "self_attn"),
+    ("gate_proj", "mlp"),
+    ("up_proj", "mlp"),
+    ("down_proj", "mlp"),
+];
 
 /// Keys and values of the positions seen so far, per layer (generation).
 #[derive(Default)]
@@ -81,8 +118,11 @@ pub struct Decoder {
     layers: Vec<Layer>,
     norm: Tensor,
     lm_head: Option<Tensor>,
-    /// The trainable weights by Hugging Face name (empty for a detached copy).
+    /// The Hugging Face weights by name (trainable views, or frozen ones under LoRA).
+    weights: Vec<(String, Tensor)>,
+    /// The trainable weights by name (empty for a detached copy).
     vars: Vec<(String, Var)>,
+    lora: Option<LoraSettings>,
     dtype: DType,
 }
 
@@ -153,44 +193,112 @@ impl Decoder {
         if !problems.is_empty() {
             return Err(TrainError::Model(format!("{source}: {}", problems.join("; "))));
         }
-        let lookup: HashMap<&str, Tensor> = vars.iter().map(|(n, v)| (n.as_str(), v.as_tensor().clone())).collect();
-        Ok(Self::assemble(config, &lookup, vars.clone(), dtype))
+        let weights: Vec<(String, Tensor)> = vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+        let lookup: HashMap<&str, Tensor> = weights.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+        let mut model = Self::assemble(config, &lookup, None, dtype);
+        model.weights = weights;
+        model.vars = vars;
+        Ok(model)
     }
 
-    fn assemble(config: DecoderConfig, w: &HashMap<&str, Tensor>, vars: Vec<(String, Var)>, dtype: DType) -> Self {
+    /// The same model with its weights frozen and low-rank adapters on the
+    /// `settings.targets` of every layer as the only trainable weights (A
+    /// uniform in ±1/√in from `seed`, B zero — so training starts at the
+    /// base model, as PEFT does). Adapters are named like PEFT's,
+    /// `….q_proj.lora_A.weight`; [`Decoder::save`] merges them.
+    pub fn with_lora(self, settings: &LoraSettings, seed: u64) -> Result<Self, TrainError> {
+        use rand::{Rng, SeedableRng};
+        if settings.rank == 0 {
+            return Err(TrainError::Model("LoRA rank must be at least 1".into()));
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let base: Vec<(String, Tensor)> = self.weights.iter().map(|(n, t)| (n.clone(), t.detach())).collect();
+        let mut lookup: HashMap<String, Tensor> = base.iter().map(|(n, t)| (n.clone(), t.clone())).collect();
+        let mut vars = Vec::new();
+        for layer in 0..self.config.layers {
+            for target in &settings.targets {
+                let block = LORA_MODULES
+                    .iter()
+                    .find(|(m, _)| m == target)
+                    .map(|(_, b)| *b)
+                    .ok_or_else(|| TrainError::Model(format!("unknown LoRA target `{target}`")))?;
+                let prefix = format!("model.layers.{layer}.{block}.{target}");
+                let (out, input) = lookup[&format!("{prefix}.weight")].dims2()?;
+                let bound = 1.0 / (input as f64).sqrt();
+                let a: Vec<f64> = (0..settings.rank * input).map(|_| rng.random_range(-bound..bound)).collect();
+                let a = Tensor::from_vec(a, (settings.rank, input), &Device::Cpu)?.to_dtype(self.dtype)?;
+                let b = Tensor::zeros((out, settings.rank), self.dtype, &Device::Cpu)?;
+                for (name, tensor) in [(format!("{prefix}.lora_A.weight"), a), (format!("{prefix}.lora_B.weight"), b)] {
+                    let var = Var::from_tensor(&tensor)?;
+                    lookup.insert(name.clone(), var.as_tensor().clone());
+                    vars.push((name, var));
+                }
+            }
+        }
+        let scale = settings.alpha / settings.rank as f64;
+        let lookup: HashMap<&str, Tensor> = lookup.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+        let mut model = Self::assemble(self.config.clone(), &lookup, Some(scale), self.dtype);
+        model.weights = base;
+        model.vars = vars;
+        model.lora = Some(settings.clone());
+        Ok(model)
+    }
+
+    fn assemble(config: DecoderConfig, w: &HashMap<&str, Tensor>, lora_scale: Option<f64>, dtype: DType) -> Self {
         let get = |name: &str| w[name].clone();
-        let bias = |name: &str| (config.family == DecoderFamily::Qwen2).then(|| get(name));
+        let linear = |prefix: String, bias: bool| Linear {
+            weight: get(&format!("{prefix}.weight")),
+            bias: (bias && config.family == DecoderFamily::Qwen2).then(|| get(&format!("{prefix}.bias"))),
+            lora: match (w.get(format!("{prefix}.lora_A.weight").as_str()), w.get(format!("{prefix}.lora_B.weight").as_str())) {
+                (Some(a), Some(b)) => Some((a.clone(), b.clone(), lora_scale.unwrap_or(1.0))),
+                _ => None,
+            },
+        };
         let layers = (0..config.layers)
             .map(|i| {
                 let p = |name: &str| format!("model.layers.{i}.{name}");
                 Layer {
                     input_norm: get(&p("input_layernorm.weight")),
                     attention: Attention {
-                        q: get(&p("self_attn.q_proj.weight")),
-                        k: get(&p("self_attn.k_proj.weight")),
-                        v: get(&p("self_attn.v_proj.weight")),
-                        o: get(&p("self_attn.o_proj.weight")),
-                        q_bias: bias(&p("self_attn.q_proj.bias")),
-                        k_bias: bias(&p("self_attn.k_proj.bias")),
-                        v_bias: bias(&p("self_attn.v_proj.bias")),
+                        q: linear(p("self_attn.q_proj"), true),
+                        k: linear(p("self_attn.k_proj"), true),
+                        v: linear(p("self_attn.v_proj"), true),
+                        o: linear(p("self_attn.o_proj"), false),
                     },
                     post_norm: get(&p("post_attention_layernorm.weight")),
-                    gate: get(&p("mlp.gate_proj.weight")),
-                    up: get(&p("mlp.up_proj.weight")),
-                    down: get(&p("mlp.down_proj.weight")),
+                    gate: linear(p("mlp.gate_proj"), false),
+                    up: linear(p("mlp.up_proj"), false),
+                    down: linear(p("mlp.down_proj"), false),
                 }
             })
             .collect();
         let lm_head = (!config.tied_embeddings).then(|| get("lm_head.weight"));
-        Self { embed: get("model.embed_tokens.weight"), norm: get("model.norm.weight"), layers, lm_head, config, vars, dtype }
+        Self {
+            embed: get("model.embed_tokens.weight"),
+            norm: get("model.norm.weight"),
+            layers,
+            lm_head,
+            config,
+            weights: Vec::new(),
+            vars: Vec::new(),
+            lora: None,
+            dtype,
+        }
     }
 
     /// The same weights without gradient tracking (they share storage, so
     /// an optimizer step on the trainable model is seen here too): the
     /// generation path, which builds no autograd graph.
     pub fn detached(&self) -> Decoder {
-        let lookup: HashMap<&str, Tensor> = self.vars.iter().map(|(n, v)| (n.as_str(), v.as_tensor().detach())).collect();
-        Self::assemble(self.config.clone(), &lookup, Vec::new(), self.dtype)
+        let mut lookup: HashMap<&str, Tensor> = self.weights.iter().map(|(n, t)| (n.as_str(), t.detach())).collect();
+        for (name, var) in &self.vars {
+            lookup.insert(name.as_str(), var.as_tensor().detach());
+        }
+        let scale = self.lora.as_ref().map(|l| l.alpha / l.rank as f64);
+        let mut model = Self::assemble(self.config.clone(), &lookup, scale, self.dtype);
+        model.weights = self.weights.iter().map(|(n, t)| (n.clone(), t.detach())).collect();
+        model.lora = self.lora.clone();
+        model
     }
 
     /// The trainable weights by Hugging Face name.
@@ -208,14 +316,32 @@ impl Decoder {
         self.vars.iter().map(|(_, v)| v.elem_count()).sum()
     }
 
-    /// Writes every weight as f32 with its Hugging Face name to `path`.
+    /// Writes every weight as f32 with its Hugging Face name to `path`,
+    /// adapters merged (`W + α/r · B·A`): a model directory's weights.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
+        let trainable: HashMap<&str, Tensor> = self.vars.iter().map(|(n, v)| (n.as_str(), v.as_detached_tensor())).collect();
+        let mut tensors = HashMap::new();
+        for (name, weight) in &self.weights {
+            let mut weight = weight.detach();
+            if let (Some(lora), Some(prefix)) = (&self.lora, name.strip_suffix(".weight"))
+                && let (Some(a), Some(b)) =
+                    (trainable.get(format!("{prefix}.lora_A.weight").as_str()), trainable.get(format!("{prefix}.lora_B.weight").as_str()))
+            {
+                weight = (weight + (b.matmul(a)? * (lora.alpha / lora.rank as f64))?)?;
+            }
+            tensors.insert(name.clone(), weight.to_dtype(DType::F32)?);
+        }
+        candle_core::safetensors::save(&tensors, path).map_err(|e| TrainError::file(path, e))
+    }
+
+    /// Writes the trainable weights only (all weights in full fine-tuning,
+    /// the adapters under LoRA), by name: a checkpoint's weights.
+    pub fn save_trainable(&self, path: &Path) -> Result<(), TrainError> {
         let tensors: HashMap<String, Tensor> = self
             .vars
             .iter()
-            .map(|(n, v)| Ok((n.clone(), v.as_tensor().detach().to_dtype(DType::F32)?)))
-            .collect::<candle_core::Result<_>>()
-            .map_err(TrainError::candle)?;
+            .map(|(n, v)| Ok((n.clone(), v.as_detached_tensor().to_dtype(DType::F32)?)))
+            .collect::<candle_core::Result<_>>()?;
         candle_core::safetensors::save(&tensors, path).map_err(|e| TrainError::file(path, e))
     }
 
@@ -262,9 +388,9 @@ impl Decoder {
         let (b, l, _) = x.dims3()?;
         let (hq, hkv, d) = (self.config.heads, self.config.kv_heads, self.config.head_dim);
         let groups = hq / hkv;
-        let q = linear(x, &a.q, a.q_bias.as_ref())?.reshape((b, l, hq, d))?.transpose(1, 2)?;
-        let k = linear(x, &a.k, a.k_bias.as_ref())?.reshape((b, l, hkv, d))?.transpose(1, 2)?;
-        let v = linear(x, &a.v, a.v_bias.as_ref())?.reshape((b, l, hkv, d))?.transpose(1, 2)?;
+        let q = a.q.forward(x)?.reshape((b, l, hq, d))?.transpose(1, 2)?;
+        let k = a.k.forward(x)?.reshape((b, l, hkv, d))?.transpose(1, 2)?;
+        let v = a.v.forward(x)?.reshape((b, l, hkv, d))?.transpose(1, 2)?;
         let (cos, sin) = (rotary.0.reshape((1, 1, l, d))?, rotary.1.reshape((1, 1, l, d))?);
         let q = (q.broadcast_mul(&cos)? + rotate_half(&q)?.broadcast_mul(&sin)?)?;
         let k = (k.broadcast_mul(&cos)? + rotate_half(&k)?.broadcast_mul(&sin)?)?;
@@ -288,7 +414,7 @@ impl Decoder {
         let weights = softmax_last(&scores)?.reshape((b, hkv, groups * l, t))?;
         let out = weights.matmul(&v.contiguous()?)?.reshape((b, hq, l, d))?;
         let out = out.transpose(1, 2)?.reshape((b, l, hq * d))?;
-        linear(&out, &a.o, None)
+        a.o.forward(&out)
     }
 
     fn run_layers(
@@ -313,8 +439,7 @@ impl Decoder {
             let h = rms_norm(&x, &layer.input_norm, self.config.rms_eps)?;
             x = (x + self.attention(&layer.attention, &h, &rotary, &mask, slot)?)?;
             let h = rms_norm(&x, &layer.post_norm, self.config.rms_eps)?;
-            let gate = linear(&h, &layer.gate, None)?;
-            let mlp = linear(&(gate.silu()? * linear(&h, &layer.up, None)?)?, &layer.down, None)?;
+            let mlp = layer.down.forward(&(layer.gate.forward(&h)?.silu()? * layer.up.forward(&h)?)?)?;
             x = (x + mlp)?;
         }
         rms_norm(&x, &self.norm, self.config.rms_eps)

@@ -30,7 +30,7 @@ use crate::data::{Dataset, Item};
 use crate::eval::rouge::ReasonScorer;
 use crate::eval::score;
 use crate::graph::Graph;
-use crate::inference::{BackendRegistry, start_backend};
+use crate::inference::{BackendRegistry, CachedBackend, start_backend};
 use crate::run::{Pipeline, PipelineOptions, RunContext, run_item};
 
 /// Options from the command line.
@@ -42,6 +42,8 @@ pub struct TrainOptions {
     pub out: Option<PathBuf>,
     /// Compiled-plugin cache.
     pub cache_dir: Option<PathBuf>,
+    /// Inference cache for the nodes not under training (their answers do not change).
+    pub inference_cache: Option<PathBuf>,
 }
 
 /// What a finished run produced.
@@ -155,13 +157,16 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
         .map(|m| m.manifest.clone())
         .ok_or_else(|| TrainError::Config(format!("model alias `{alias}` is not declared")))?;
 
-    let model = Decoder::load(&config.model_dir, DType::F32)?;
+    let mut model = Decoder::load(&config.model_dir, DType::F32)?;
+    if let Some(lora) = &config.lora {
+        model = model.with_lora(lora, config.seed)?;
+    }
     let tokenizer = Arc::new(ChatTokenizer::load(&config.model_dir)?);
     let reference = (config.grpo.beta > 0.0 && config.stage != Stage::Sft)
         .then(|| Decoder::load(&config.model_dir, DType::F32).map(|m| m.detached()))
         .transpose()?;
     tracing::info!(
-        parameters = model.parameter_count(),
+        trainable_parameters = model.parameter_count(),
         items = items.len(),
         "training node `{}` of {} ({:?})",
         node.name,
@@ -169,7 +174,12 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
         config.stage
     );
 
-    let frozen = start_backend(&manifest).await.map_err(|e| TrainError::Config(format!("model `{alias}`: {e}")))?;
+    let mut frozen =
+        start_backend(&manifest).await.map_err(|e| TrainError::Config(format!("model `{alias}`: {e}")))?;
+    if let Some(dir) = &options.inference_cache {
+        // The other nodes' answers, shared with `enf run --inference-cache` and later training runs.
+        frozen = Arc::new(CachedBackend::for_manifest(frozen, dir, &manifest, Arc::default()));
+    }
     let policy = Arc::new(PolicyBackend::new(&node.name, model.detached(), tokenizer.clone(), frozen));
     let registry = BackendRegistry::new();
     registry.put(&manifest, policy.clone()).await;
