@@ -225,7 +225,7 @@ async fn trainer_agrees_with_mistralrs(dir: &Path, architecture: &str, ws: &Work
         let theirs = backend.chat_prompt_tokens(messages).await.unwrap();
         assert_eq!(ours, theirs, "{}: prompt tokens differ", dir.display());
         let (text, logprobs) = backend.greedy_with_logprobs(messages, 12).await.unwrap();
-        let settings = SampleSettings { temperature: 0.0, top_p: 1.0, max_tokens: 12 };
+        let settings = SampleSettings { temperature: 0.0, top_p: 1.0, max_tokens: 12, ignore_eos: false };
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
         let sample = sample_group(&decoder.detached(), &ours, 1, &settings, &mut rng).unwrap().remove(0);
         // Random weights emit invalid UTF-8, which the two replace with U+FFFD

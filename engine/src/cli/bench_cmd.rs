@@ -68,6 +68,8 @@ fn parse_shape(text: &str) -> Result<Shape, String> {
 pub enum BenchCommand {
     /// Prefill and decode throughput of a model.
     Inference(InferenceBenchArgs),
+    /// Time of one GRPO training step (generation, update) on a fixed shape.
+    Train(super::bench_train::TrainBenchArgs),
 }
 
 /// Writes `count` frames; `round` varies their pixels so that no round reuses

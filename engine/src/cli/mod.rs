@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions and dispatch.
 
 mod bench_cmd;
+mod bench_train;
 mod data_cmd;
 mod eval_cmd;
 mod graph_cmd;
@@ -41,7 +42,7 @@ enum Command {
     Data(data_cmd::DataCommand),
     /// Score a predictions file like the paper (Acc, Precision, Recall, F1, Class_Acc, Reasoning).
     Eval(eval_cmd::EvalArgs),
-    /// Measure model throughput (prefill and decode tok/s).
+    /// Measure model throughput (prefill and decode tok/s) and training step time.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
     /// Train a graph node's model: SFT, GRPO or S-GRPO on the agent's own prompts.
@@ -110,6 +111,7 @@ pub fn main() -> ExitCode {
             Command::Data(command) => data_cmd::run(command),
             Command::Eval(args) => eval_cmd::run(args).await,
             Command::Bench(bench_cmd::BenchCommand::Inference(args)) => bench_cmd::inference(args).await,
+            Command::Bench(bench_cmd::BenchCommand::Train(args)) => bench_train::run(args),
             Command::Train(args) => train_cmd::run(args).await,
         }
     });

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::TrainError;
-use super::decoder::{LORA_MODULES, LoraSettings};
+use super::lora::{LORA_MODULES, LoraSettings};
 use super::rewards::{RewardScheme, RewardWeights};
 use crate::problems::{Problems, describe_toml_error};
 

@@ -15,6 +15,7 @@ use std::path::Path;
 use candle_core::{D, DType, Device, Tensor, Var};
 
 use super::TrainError;
+use super::lora::LoraSettings;
 use super::model_config::{DecoderConfig, DecoderFamily};
 
 /// Additive mask value for positions a query may not see (finite, so a
@@ -54,28 +55,6 @@ struct Layer {
     up: Linear,
     down: Linear,
 }
-
-/// Low-rank adapters: which linear layers get one, their rank and α.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LoraSettings {
-    /// Rank r of `B·A`.
-    pub rank: usize,
-    /// Scale numerator: the adapter adds `α/r · B·A`.
-    pub alpha: f64,
-    /// Module names (`q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`, `up_proj`, `down_proj`).
-    pub targets: Vec<String>,
-}
-
-/// The modules an adapter can target, with the block they live in.
-pub const LORA_MODULES: &[(&str, &str)] = &[
-    ("q_proj", "self_attn"),
-    ("k_proj", "self_attn"),
-    ("v_proj", "self_attn"),
-    ("o_proj", "self_attn"),
-    ("gate_proj", "mlp"),
-    ("up_proj", "mlp"),
-    ("down_proj", "mlp"),
-];
 
 /// Keys and values of the positions seen so far, per layer (generation).
 #[derive(Default)]
@@ -119,15 +98,27 @@ pub struct Decoder {
     norm: Tensor,
     lm_head: Option<Tensor>,
     /// The Hugging Face weights by name (trainable views, or frozen ones under LoRA).
-    weights: Vec<(String, Tensor)>,
+    pub(super) weights: Vec<(String, Tensor)>,
     /// The trainable weights by name (empty for a detached copy).
-    vars: Vec<(String, Var)>,
-    lora: Option<LoraSettings>,
-    dtype: DType,
+    pub(super) vars: Vec<(String, Var)>,
+    pub(super) lora: Option<LoraSettings>,
+    pub(super) dtype: DType,
 }
 
+/// `x·Wᵀ (+ b)` for `x` of any rank. The product is taken on a 2-D view
+/// (`[N, in] × [in, out]`): candle multiplies a transposed 2-D weight in
+/// place, while a batched (broadcast) product copied the whole transposed
+/// weight on every call — most of the time of a decode step.
 fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
-    let y = x.broadcast_matmul(&weight.t()?)?;
+    let dims = x.dims().to_vec();
+    let (input, output) = (weight.dim(1)?, weight.dim(0)?);
+    let rows = x.elem_count() / input.max(1);
+    let y = x.reshape((rows, input))?.matmul(&weight.t()?)?;
+    let mut out_dims = dims;
+    if let Some(last) = out_dims.last_mut() {
+        *last = output;
+    }
+    let y = y.reshape(out_dims)?;
     match bias {
         Some(b) => y.broadcast_add(b),
         None => Ok(y),
@@ -201,50 +192,7 @@ impl Decoder {
         Ok(model)
     }
 
-    /// The same model with its weights frozen and low-rank adapters on the
-    /// `settings.targets` of every layer as the only trainable weights (A
-    /// uniform in ±1/√in from `seed`, B zero — so training starts at the
-    /// base model, as PEFT does). Adapters are named like PEFT's,
-    /// `….q_proj.lora_A.weight`; [`Decoder::save`] merges them.
-    pub fn with_lora(self, settings: &LoraSettings, seed: u64) -> Result<Self, TrainError> {
-        use rand::{Rng, SeedableRng};
-        if settings.rank == 0 {
-            return Err(TrainError::Model("LoRA rank must be at least 1".into()));
-        }
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let base: Vec<(String, Tensor)> = self.weights.iter().map(|(n, t)| (n.clone(), t.detach())).collect();
-        let mut lookup: HashMap<String, Tensor> = base.iter().map(|(n, t)| (n.clone(), t.clone())).collect();
-        let mut vars = Vec::new();
-        for layer in 0..self.config.layers {
-            for target in &settings.targets {
-                let block = LORA_MODULES
-                    .iter()
-                    .find(|(m, _)| m == target)
-                    .map(|(_, b)| *b)
-                    .ok_or_else(|| TrainError::Model(format!("unknown LoRA target `{target}`")))?;
-                let prefix = format!("model.layers.{layer}.{block}.{target}");
-                let (out, input) = lookup[&format!("{prefix}.weight")].dims2()?;
-                let bound = 1.0 / (input as f64).sqrt();
-                let a: Vec<f64> = (0..settings.rank * input).map(|_| rng.random_range(-bound..bound)).collect();
-                let a = Tensor::from_vec(a, (settings.rank, input), &Device::Cpu)?.to_dtype(self.dtype)?;
-                let b = Tensor::zeros((out, settings.rank), self.dtype, &Device::Cpu)?;
-                for (name, tensor) in [(format!("{prefix}.lora_A.weight"), a), (format!("{prefix}.lora_B.weight"), b)] {
-                    let var = Var::from_tensor(&tensor)?;
-                    lookup.insert(name.clone(), var.as_tensor().clone());
-                    vars.push((name, var));
-                }
-            }
-        }
-        let scale = settings.alpha / settings.rank as f64;
-        let lookup: HashMap<&str, Tensor> = lookup.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
-        let mut model = Self::assemble(self.config.clone(), &lookup, Some(scale), self.dtype);
-        model.weights = base;
-        model.vars = vars;
-        model.lora = Some(settings.clone());
-        Ok(model)
-    }
-
-    fn assemble(config: DecoderConfig, w: &HashMap<&str, Tensor>, lora_scale: Option<f64>, dtype: DType) -> Self {
+    pub(super) fn assemble(config: DecoderConfig, w: &HashMap<&str, Tensor>, lora_scale: Option<f64>, dtype: DType) -> Self {
         let get = |name: &str| w[name].clone();
         let linear = |prefix: String, bias: bool| Linear {
             weight: get(&format!("{prefix}.weight")),
@@ -417,7 +365,7 @@ impl Decoder {
         a.o.forward(&out)
     }
 
-    fn run_layers(
+    pub(super) fn run_layers(
         &self,
         ids: &Tensor,
         offset: usize,

@@ -114,7 +114,7 @@ fn generation_logprobs_equal_the_training_forward() {
     for arch in [TinyTextArch::Llama, TinyTextArch::Qwen2] {
         let (_dir, model) = tiny(arch, DType::F32);
         let prompt = [257u32, 72, 101, 108, 108, 111, 258, 10];
-        let settings = SampleSettings { temperature: 1.0, top_p: 1.0, max_tokens: 12 };
+        let settings = SampleSettings { temperature: 1.0, top_p: 1.0, max_tokens: 12, ignore_eos: false };
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let samples = sample_group(&model.detached(), &prompt, 3, &settings, &mut rng).unwrap();
         assert_eq!(samples.len(), 3);
@@ -137,7 +137,7 @@ fn generation_logprobs_equal_the_training_forward() {
 
 #[test]
 fn lora_trains_only_its_adapters_and_merges_into_the_export() {
-    use super::decoder::LoraSettings;
+    use super::lora::LoraSettings;
     use super::optimizer::{AdamW, AdamWSettings, Schedule};
     let (dir, model) = tiny(TinyTextArch::Qwen2, DType::F32);
     let settings =

@@ -19,6 +19,8 @@ pub struct SampleSettings {
     pub top_p: f32,
     /// Most new tokens.
     pub max_tokens: usize,
+    /// Keep decoding past end-of-sequence tokens (benchmarks: fixed lengths).
+    pub ignore_eos: bool,
 }
 
 /// One sampled completion.
@@ -105,7 +107,7 @@ pub fn sample_group(
             let token = draw(row, settings, rng);
             sample.tokens.push(token);
             sample.logprobs.push(logprob(row, token));
-            sample.finished = eos.contains(&token);
+            sample.finished = !settings.ignore_eos && eos.contains(&token);
             next.push(token);
         }
         if samples.iter().all(|s| s.finished) || samples.iter().all(|s| s.tokens.len() >= settings.max_tokens) {
@@ -125,15 +127,15 @@ mod tests {
     #[test]
     fn greedy_takes_the_maximum_and_top_p_keeps_the_nucleus() {
         let mut rng = StdRng::seed_from_u64(0);
-        let greedy = SampleSettings { temperature: 0.0, top_p: 1.0, max_tokens: 1 };
+        let greedy = SampleSettings { temperature: 0.0, top_p: 1.0, max_tokens: 1, ignore_eos: false };
         assert_eq!(draw(&[0.1, 3.0, -1.0], &greedy, &mut rng), 1);
         // With top-p 0.5 only the dominant token survives.
-        let nucleus = SampleSettings { temperature: 1.0, top_p: 0.5, max_tokens: 1 };
+        let nucleus = SampleSettings { temperature: 1.0, top_p: 0.5, max_tokens: 1, ignore_eos: false };
         for _ in 0..50 {
             assert_eq!(draw(&[0.0, 5.0, 0.0, 0.0], &nucleus, &mut rng), 1);
         }
         // Without it every token is drawn sometimes.
-        let open = SampleSettings { temperature: 1.0, top_p: 1.0, max_tokens: 1 };
+        let open = SampleSettings { temperature: 1.0, top_p: 1.0, max_tokens: 1, ignore_eos: false };
         let mut seen = [false; 3];
         for _ in 0..300 {
             seen[draw(&[0.0, 0.5, 0.2], &open, &mut rng) as usize] = true;

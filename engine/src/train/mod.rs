@@ -8,6 +8,7 @@
 //! - [`model_config`] and [`decoder`]: a trainable decoder-only model on
 //!   candle (differentiable ops only), loading and saving Hugging Face weights;
 //! - [`generate`]: grouped sampling with a KV cache (the rollouts' generator);
+//! - [`lora`]: low-rank adapters, merged into the export;
 //! - [`chat`]: the chat template and tokenization serving uses;
 //! - [`rewards`]: the format reward and the stepwise ladder, built on
 //!   [`crate::eval::score`];
@@ -18,26 +19,27 @@
 //! - [`checkpoint`] and [`export`]: crash-safe checkpoints, and the model directory,
 //!   manifest and graph that `enf run` serves.
 
-mod batch;
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod decoder;
 pub mod export;
 pub mod generate;
+pub mod lora;
 pub mod model_config;
 pub mod objective;
 pub mod optimizer;
 pub mod rewards;
 pub mod rollout;
-mod step;
+mod shared_prompt;
+pub mod step;
 mod trainer;
 
 use std::path::{Path, PathBuf};
 
 pub use config::{Stage, TrainConfig};
 pub use decoder::Decoder;
-pub use step::StepLog;
+pub use step::{ScoredRollout, StepLog, UpdateSettings, update};
 pub use trainer::{TrainOptions, TrainReport, train};
 pub use model_config::{DecoderConfig, DecoderFamily};
 

@@ -1,14 +1,16 @@
 //! One optimizer step's update from scored rollouts: group advantages,
-//! forward/backward over micro-batches with gradient accumulation (the loss
-//! normalised by the step's completion tokens), one AdamW step, and the
+//! forward/backward over micro-batches of `batch` groups with gradient
+//! accumulation (each group's prompt computed once: `shared_prompt`; the
+//! loss normalised by the step's completion tokens), one AdamW step, and the
 //! [`StepLog`] line with everything a user needs to see whether it learns.
 
 use std::time::Instant;
 
+use candle_core::Tensor;
+
 use serde::Serialize;
 
-use super::batch::pack;
-use super::config::{Stage, TrainConfig};
+use super::config::{Grpo, Stage, TrainConfig};
 use super::decoder::Decoder;
 use super::objective::{PolicyLoss, TokenTargets, group_advantages, policy_loss, sft_loss};
 use super::optimizer::{AdamW, Accumulated};
@@ -89,13 +91,30 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
     if n == 0 { 0.0 } else { sum / n as f64 }
 }
 
-/// Updates `model` from `groups` (see the module docs).
+/// What an update needs from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UpdateSettings {
+    /// SFT or a reinforcement stage.
+    pub stage: Stage,
+    /// Groups per micro-batch.
+    pub batch: usize,
+    /// Loss settings.
+    pub grpo: Grpo,
+}
+
+impl From<&TrainConfig> for UpdateSettings {
+    fn from(config: &TrainConfig) -> Self {
+        Self { stage: config.stage, batch: config.batch, grpo: config.grpo }
+    }
+}
+
+/// Updates `model` from `groups` (see the module docs); `step` is 0-based.
 pub fn update(
     model: &Decoder,
     reference: Option<&Decoder>,
     optimizer: &mut AdamW,
     groups: &[Vec<ScoredRollout>],
-    config: &TrainConfig,
+    config: &UpdateSettings,
     step: usize,
 ) -> Result<StepLog, TrainError> {
     let mut log = StepLog { step: step + 1, stage: format!("{:?}", config.stage).to_lowercase(), groups: groups.len(), ..Default::default() };
@@ -111,13 +130,13 @@ pub fn update(
     log.completion_len_max = all.iter().map(|s| s.rollout.completion.len()).max().unwrap_or(0);
     log.truncated_frac = mean(all.iter().map(|s| f64::from(u8::from(s.rollout.truncated))));
 
-    // Sequences to train on, with their advantages.
+    // Groups to train on (one prompt each), with each completion's advantage.
     let sft = config.stage == Stage::Sft;
-    let mut sequences: Vec<(&Rollout, f32)> = Vec::new();
+    let mut trained: Vec<Vec<(&Rollout, f32)>> = Vec::new();
     let mut zero_spread = 0;
     for group in groups {
         if sft {
-            sequences.extend(group.iter().map(|s| (&s.rollout, 0.0)));
+            trained.extend(group.iter().map(|s| vec![(&s.rollout, 0.0)]));
             continue;
         }
         let advantages = group_advantages(&group.iter().map(|s| s.parts.total()).collect::<Vec<_>>(), 1e-4);
@@ -127,54 +146,33 @@ pub fn update(
                 continue; // no signal and no KL term: nothing to learn from
             }
         }
-        sequences.extend(group.iter().zip(&advantages).map(|(s, a)| (&s.rollout, *a as f32)));
+        trained.push(group.iter().zip(&advantages).map(|(s, a)| (&s.rollout, *a as f32)).collect());
     }
     log.frac_reward_zero_std = if sft || groups.is_empty() { 0.0 } else { zero_spread as f64 / groups.len() as f64 };
-    log.sequences_trained = sequences.len();
-    let total_tokens: usize = sequences.iter().map(|(r, _)| r.completion.len()).sum();
+    log.sequences_trained = trained.iter().map(Vec::len).sum();
+    let total_tokens: usize = trained.iter().flatten().map(|(r, _)| r.completion.len()).sum();
     log.tokens = total_tokens;
 
     let started = Instant::now();
     let mut grads = Accumulated::default();
-    let per_item = if sft { 1 } else { config.grpo.group };
-    let micro = (config.batch * per_item).max(1);
     let settings = PolicyLoss { clip_low: config.grpo.clip_low, clip_high: config.grpo.clip_high, beta: config.grpo.beta };
-    let (mut loss_sum, mut kl_sum, mut clipped_low, mut clipped_high) = (0.0, 0.0, 0, 0);
-    let mut entropy_sum = 0.0;
-    for chunk in sequences.chunks(micro) {
-        let rollouts: Vec<&Rollout> = chunk.iter().map(|(r, _)| *r).collect();
-        let batch = pack(&rollouts)?;
-        if batch.targets.is_empty() {
-            continue;
+    let mut totals = Totals::default();
+    for micro_batch in trained.chunks(config.batch.max(1)) {
+        let mut micro_loss: Option<Tensor> = None;
+        for group in micro_batch {
+            let Some(loss) = group_loss(model, reference, group, sft, &settings, &mut totals)? else { continue };
+            micro_loss = Some(match micro_loss {
+                Some(sum) => (sum + loss)?,
+                None => loss,
+            });
         }
-        let hidden = model.hidden_states(&batch.ids, Some(&batch.valid))?;
-        let (logprobs, entropy) = model.token_logprobs(&hidden, &batch.positions, &batch.targets)?;
-        entropy_sum += entropy.iter().map(|&e| f64::from(e)).sum::<f64>();
-        let loss = if sft {
-            let loss = sft_loss(&logprobs)?;
-            loss_sum += loss.to_scalar::<f32>()? as f64;
-            loss
-        } else {
-            let old: Vec<f32> = rollouts.iter().flat_map(|r| r.logprobs.iter().copied()).collect();
-            let advantages: Vec<f32> = batch.sequence_of.iter().map(|&s| chunk[s].1).collect();
-            let reference_logprobs = match reference {
-                Some(reference) => {
-                    let hidden = reference.hidden_states(&batch.ids, Some(&batch.valid))?;
-                    Some(reference.token_logprobs(&hidden, &batch.positions, &batch.targets)?.0.to_vec1::<f32>()?)
-                }
-                None => None,
-            };
-            let targets = TokenTargets { old_logprobs: &old, ref_logprobs: reference_logprobs.as_deref(), advantages: &advantages };
-            let (loss, stats) = policy_loss(&logprobs, &targets, &settings)?;
-            loss_sum += stats.loss_sum;
-            kl_sum += stats.kl_sum;
-            clipped_low += stats.clipped_low;
-            clipped_high += stats.clipped_high;
-            loss
-        };
-        let loss = (loss / total_tokens.max(1) as f64)?;
-        grads.add(model.vars(), loss.backward()?)?;
+        if let Some(loss) = micro_loss {
+            let loss = (loss / total_tokens.max(1) as f64)?;
+            grads.add(model.vars(), loss.backward()?)?;
+        }
     }
+    let (loss_sum, kl_sum, clipped_low, clipped_high, entropy_sum) =
+        (totals.loss, totals.kl, totals.clipped_low, totals.clipped_high, totals.entropy);
     log.time_forward_backward_s = started.elapsed().as_secs_f64();
     let tokens = total_tokens.max(1) as f64;
     log.loss = loss_sum / tokens;
@@ -189,4 +187,70 @@ pub fn update(
     log.grad_norm = report.grad_norm;
     log.lr = report.lr;
     Ok(log)
+}
+
+/// Sums over the step's groups, for the log.
+#[derive(Default)]
+struct Totals {
+    loss: f64,
+    kl: f64,
+    clipped_low: usize,
+    clipped_high: usize,
+    entropy: f64,
+}
+
+/// The summed token loss of one group (one prompt, its completions with
+/// their advantages); `None` when it has no completion tokens.
+fn group_loss(
+    model: &Decoder,
+    reference: Option<&Decoder>,
+    group: &[(&Rollout, f32)],
+    sft: bool,
+    settings: &PolicyLoss,
+    totals: &mut Totals,
+) -> Result<Option<Tensor>, TrainError> {
+    let Some((first, _)) = group.first() else { return Ok(None) };
+    if group.iter().any(|(r, _)| r.prompt != first.prompt) {
+        return Err(TrainError::Rollout(format!("item `{}`: a group's completions have different prompts", first.item_id)));
+    }
+    let completions: Vec<&[u32]> = group.iter().map(|(r, _)| r.completion.as_slice()).collect();
+    if completions.iter().all(|c| c.is_empty()) {
+        return Ok(None);
+    }
+    let hidden = model.group_hidden(&first.prompt, &completions)?;
+    let width = hidden.dim(1)?;
+    let (mut positions, mut targets, mut advantages, mut old) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (row, (rollout, advantage)) in group.iter().enumerate() {
+        for (k, &token) in rollout.completion.iter().enumerate() {
+            positions.push((row * width + k) as u32);
+            targets.push(token);
+            advantages.push(*advantage);
+        }
+        old.extend_from_slice(&rollout.logprobs);
+    }
+    let (logprobs, entropy) = model.token_logprobs(&hidden, &positions, &targets)?;
+    totals.entropy += entropy.iter().map(|&e| f64::from(e)).sum::<f64>();
+    if sft {
+        let loss = sft_loss(&logprobs)?;
+        totals.loss += f64::from(loss.to_scalar::<f32>()?);
+        return Ok(Some(loss));
+    }
+    if old.len() != targets.len() {
+        return Err(TrainError::Rollout(format!("item `{}`: completions without their sampling log-probs", first.item_id)));
+    }
+    let reference_logprobs = match reference {
+        Some(reference) => {
+            let hidden = reference.group_hidden(&first.prompt, &completions)?;
+            Some(reference.token_logprobs(&hidden, &positions, &targets)?.0.to_vec1::<f32>()?)
+        }
+        None => None,
+    };
+    let targets =
+        TokenTargets { old_logprobs: &old, ref_logprobs: reference_logprobs.as_deref(), advantages: &advantages };
+    let (loss, stats) = policy_loss(&logprobs, &targets, settings)?;
+    totals.loss += stats.loss_sum;
+    totals.kl += stats.kl_sum;
+    totals.clipped_low += stats.clipped_low;
+    totals.clipped_high += stats.clipped_high;
+    Ok(Some(loss))
 }

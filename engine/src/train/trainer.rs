@@ -232,6 +232,7 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
                         temperature: config.grpo.temperature,
                         top_p: config.grpo.top_p,
                         max_tokens: config.grpo.max_completion,
+                        ignore_eos: false,
                     },
                     seed: config.seed.wrapping_mul(1_000_003).wrapping_add(step as u64),
                 },
@@ -247,7 +248,7 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
             }
         }
         let generation_s = started.elapsed().as_secs_f64();
-        let mut line = update(&model, reference.as_ref(), &mut optimizer, &groups, config, step)?;
+        let mut line = update(&model, reference.as_ref(), &mut optimizer, &groups, &config.into(), step)?;
         line.time_generation_s = generation_s;
         line.time_total_s = started.elapsed().as_secs_f64();
         line.tokens_per_s = line.tokens as f64 / line.time_total_s.max(1e-9);

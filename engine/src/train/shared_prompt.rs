@@ -1,0 +1,101 @@
+//! The forward pass of one rollout group: G completions of one prompt. The
+//! prompt runs once (batch 1) into a KV cache, which is repeated for the G
+//! completions; the completions then run as one right-padded batch after
+//! it. The repeat is differentiable (its backward sums the G gradients), so
+//! this is exactly the per-sequence forward and backward — without
+//! recomputing the prompt G times, which is most of the cost when prompts
+//! are long and completions short (the agents' case).
+
+use candle_core::{Device, Tensor};
+
+use super::decoder::{Decoder, KvCache};
+
+impl Decoder {
+    /// Hidden states `[G, C, hidden]` for `completions` of `prompt`, where
+    /// row `g`, position `k` is the state that predicts completion token `k`
+    /// (position 0 is the prompt's last state). `C` is the longest
+    /// completion; positions past a completion's end are padding.
+    pub fn group_hidden(&self, prompt: &[u32], completions: &[&[u32]]) -> candle_core::Result<Tensor> {
+        let g = completions.len();
+        let c = completions.iter().map(|t| t.len()).max().unwrap_or(0);
+        if prompt.is_empty() || g == 0 || c == 0 {
+            candle_core::bail!("a group needs a prompt and at least one non-empty completion");
+        }
+        let p = prompt.len();
+        let mut cache = KvCache::default();
+        let prompt_ids = Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?;
+        let prompt_hidden = self.run_layers(&prompt_ids, 0, None, Some(&mut cache))?;
+        let last = prompt_hidden.narrow(1, p - 1, 1)?.repeat((g, 1, 1))?;
+        if c == 1 {
+            return Ok(last);
+        }
+        // Completion tokens 0..C-1 are inputs; their states predict tokens 1..C.
+        let inputs = c - 1;
+        let mut ids = vec![0u32; g * inputs];
+        let mut valid = vec![1u32; g * (p + inputs)];
+        for (row, tokens) in completions.iter().enumerate() {
+            for k in 0..inputs {
+                match tokens.get(k) {
+                    Some(&t) if k + 1 < tokens.len() => ids[row * inputs + k] = t,
+                    _ => valid[row * (p + inputs) + p + k] = 0,
+                }
+            }
+        }
+        let ids = Tensor::from_vec(ids, (g, inputs), &Device::Cpu)?;
+        let valid = Tensor::from_vec(valid, (g, p + inputs), &Device::Cpu)?;
+        let mut cache = cache.repeat_batch(g)?;
+        let hidden = self.run_layers(&ids, p, Some(&valid), Some(&mut cache))?;
+        Tensor::cat(&[&last, &hidden], 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Tensor};
+
+    use crate::modelfiles::tiny_text::{TinyTextArch, write_tiny_text};
+    use crate::train::decoder::Decoder;
+
+    /// Sum of completion log-probs through the shared prompt, and through a
+    /// separate forward pass per sequence.
+    fn both_ways(model: &Decoder, prompt: &[u32], completions: &[&[u32]]) -> (Tensor, Tensor) {
+        let hidden = model.group_hidden(prompt, completions).unwrap();
+        let c = hidden.dim(1).unwrap();
+        let (mut positions, mut targets) = (Vec::new(), Vec::new());
+        for (row, tokens) in completions.iter().enumerate() {
+            for (k, &t) in tokens.iter().enumerate() {
+                positions.push((row * c + k) as u32);
+                targets.push(t);
+            }
+        }
+        let shared = model.token_logprobs(&hidden, &positions, &targets).unwrap().0.sum_all().unwrap();
+        let mut separate = Vec::new();
+        for tokens in completions {
+            let all: Vec<u32> = prompt.iter().chain(tokens.iter()).copied().collect();
+            let ids = Tensor::new(all.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+            let hidden = model.hidden_states(&ids, None).unwrap();
+            let positions: Vec<u32> = (0..tokens.len()).map(|k| (prompt.len() - 1 + k) as u32).collect();
+            separate.push(model.token_logprobs(&hidden, &positions, tokens).unwrap().0.sum_all().unwrap());
+        }
+        (shared, Tensor::stack(&separate, 0).unwrap().sum_all().unwrap())
+    }
+
+    #[test]
+    fn a_shared_prompt_gives_the_same_logprobs_and_gradients_as_separate_sequences() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tiny_text(dir.path(), TinyTextArch::Qwen2, 4).unwrap();
+        let model = Decoder::load(dir.path(), DType::F64).unwrap();
+        let prompt = [257u32, 40, 41, 42, 258, 10];
+        let completions: [&[u32]; 3] = [&[50, 51, 52, 259], &[60], &[70, 71]];
+        let (shared, separate) = both_ways(&model, &prompt, &completions);
+        let (a, b) = (shared.to_scalar::<f64>().unwrap(), separate.to_scalar::<f64>().unwrap());
+        assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+        let (ga, gb) = (shared.backward().unwrap(), separate.backward().unwrap());
+        for (name, var) in model.vars() {
+            let x = ga.get(var.as_tensor()).unwrap();
+            let y = gb.get(var.as_tensor()).unwrap();
+            let diff = (x - y).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+            assert!(diff < 1e-9, "{name}: gradients differ by {diff}");
+        }
+    }
+}
