@@ -25,7 +25,7 @@ fn a_synthetic_set_is_valid_reproducible_and_has_planted_negatives() {
     let (ok, message) = check(&a, &ws);
     assert!(ok, "{message}");
     assert!(message.contains("6 users"), "{message}");
-    for file in ["users.jsonl", "videos.jsonl", "interactions.jsonl", "items.jsonl", "dataset.toml"] {
+    for file in ["users.jsonl", "videos.jsonl", "interactions.jsonl", "items.jsonl", "dataset.toml", "sft.jsonl", "oracle.jsonl"] {
         assert_eq!(
             std::fs::read(a.join(file)).unwrap(),
             std::fs::read(b.join(file)).unwrap(),
@@ -41,6 +41,35 @@ fn a_synthetic_set_is_valid_reproducible_and_has_planted_negatives() {
     assert!(!skips.is_empty());
     assert!(skips.iter().all(|s| s["reason_class"].is_u64()), "every planted skip carries its class");
     assert!(skips.iter().any(|s| s["reason_text"].is_string()), "some skips are explicit dislikes with reasons");
+
+    // SFT targets: one well-formed answer per item, the truth's attitude in it.
+    let items = std::fs::read_to_string(a.join("items.jsonl")).unwrap().lines().count();
+    let targets: Vec<serde_json::Value> = std::fs::read_to_string(a.join("sft.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(targets.len(), items);
+    for target in &targets {
+        let text = target["target"].as_str().unwrap();
+        assert!(enf::train::rewards::well_formed(text), "{text}");
+    }
+    // The oracle (planted causes and traits known, random draws not) is a
+    // predictions file `enf eval` scores: the ceiling for a model.
+    let report = ws.path("oracle-eval.json");
+    let output = ws.enf(&[
+        "eval",
+        a.join("oracle.jsonl").to_str().unwrap(),
+        "--data",
+        a.to_str().unwrap(),
+        "--json",
+        report.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let figures: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let accuracy =
+        figures["evaluation"]["binary"]["acc"].as_f64().unwrap_or_else(|| panic!("no accuracy in {figures}"));
+    assert!(accuracy >= 0.6, "the oracle should be right most of the time: {figures}");
 }
 
 #[test]

@@ -214,6 +214,34 @@ fn sft_target(user: &User, video: &Video, planted: Option<Cause>) -> String {
     format!("<think>{think}</think><answer>{answer}</answer>")
 }
 
+/// The prediction of an oracle that knows every planted cause and hidden
+/// trait but not the generator's random draws (skips of videos outside the
+/// user's interests, the rare unexplained skip): a predictions-file line, so
+/// `enf eval DIR/oracle.jsonl --data DIR` gives the ceiling a model can reach.
+fn oracle_record(item_id: &str, user: &User, video: &Video) -> serde_json::Value {
+    let cause = match video.cause {
+        Cause::NegativeEvent if user.low_negativity_tolerance => Some(Cause::NegativeEvent),
+        Cause::Disturbing if user.low_sensory_tolerance => Some(Cause::Disturbing),
+        Cause::Dull if user.impatient => Some(Cause::Dull),
+        _ => None,
+    };
+    let verdict = json!({
+        "attitude": if cause.is_some() { "negative" } else { "like" },
+        "reason_class": cause.and_then(Cause::class),
+        "reason": sft_target(user, video, cause),
+        "guessed": false,
+    });
+    json!({
+        "item_id": item_id,
+        "user_id": user.id,
+        "video_id": video.id,
+        "ok": true,
+        "ms": 0.0,
+        "nodes": { "oracle": { "ok": true, "output": { "verdict": verdict }, "start_ms": 0.0, "ms": 0.0, "attempts": 0,
+            "usage": { "requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "ms": 0.0 } } },
+    })
+}
+
 /// What was written.
 #[derive(Debug, Clone, Default)]
 pub struct SynthSummary {
@@ -290,6 +318,7 @@ pub fn synthesize(dir: &Path, users: usize, seed: u64) -> Result<SynthSummary, D
     let mut interactions = Vec::new();
     let mut items = Vec::new();
     let mut targets = Vec::new();
+    let mut oracle = Vec::new();
     let mut summary = SynthSummary { users, videos: videos.len(), ..SynthSummary::default() };
     for user in &people {
         user_lines.push(json!({
@@ -341,8 +370,10 @@ pub fn synthesize(dir: &Path, users: usize, seed: u64) -> Result<SynthSummary, D
             }));
             if n >= WATCHED_PER_USER - ITEMS_PER_USER {
                 items.push((json!({ "user_id": user.id, "video_id": video.id }), planted.is_some()));
+                let item_id = format!("{}/{}", user.id, video.id);
                 let target = sft_target(user, video, planted);
-                targets.push(json!({ "item_id": format!("{}/{}", user.id, video.id), "target": target }));
+                targets.push(json!({ "item_id": item_id, "target": target }));
+                oracle.push(oracle_record(&item_id, user, video));
             }
         }
     }
@@ -356,6 +387,7 @@ pub fn synthesize(dir: &Path, users: usize, seed: u64) -> Result<SynthSummary, D
     write_lines(&dir.join("interactions.jsonl"), &interactions)?;
     write_lines(&dir.join("items.jsonl"), &items)?;
     write_lines(&dir.join("sft.jsonl"), &targets)?;
+    write_lines(&dir.join("oracle.jsonl"), &oracle)?;
     let task = toml::to_string(&Task::default()).map_err(|e| problem(dir, e))?;
     let config = format!(
         "# Task configuration of this data set: which play rate is an implicit\n# negative, and the reason classes (the paper's three).\n{task}"

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::tiny_vl::CHAT_TEMPLATE;
-use super::tokenizer::{special_id, vocab_size, write_byte_tokenizer};
+use super::tokenizer::{special_id, vocab_size, write_byte_tokenizer, write_tokenizer_config};
 use super::{ModelFileError, RandomWeights, write_json};
 
 /// Which text architecture to write.
@@ -74,19 +74,7 @@ pub fn write_tiny_text(dir: &Path, arch: TinyTextArch, seed: u64) -> Result<(), 
         "generation_config.json",
         &json!({ "bos_token_id": special_id("<|endoftext|>"), "eos_token_id": [special_id("<|im_end|>")] }),
     )?;
-    write_json(
-        dir,
-        "tokenizer_config.json",
-        &json!({
-            "add_bos_token": false,
-            "bos_token": null,
-            "eos_token": "<|im_end|>",
-            "pad_token": "<|endoftext|>",
-            "unk_token": null,
-            "model_max_length": 4096,
-            "chat_template": CHAT_TEMPLATE,
-        }),
-    )?;
+    write_tokenizer_config(dir, CHAT_TEMPLATE, 4096, None)?;
     let path = dir.join("model.safetensors");
     let tensors = weights(arch, seed).map_err(|e| ModelFileError::invalid(&path, e))?;
     candle_core::safetensors::save(&tensors, &path).map_err(|e| ModelFileError::invalid(&path, e))

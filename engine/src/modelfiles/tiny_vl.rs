@@ -11,7 +11,7 @@ use std::path::Path;
 use candle_core::Tensor;
 use serde_json::json;
 
-use super::tokenizer::{special_id, vocab_size, write_byte_tokenizer};
+use super::tokenizer::{special_id, vocab_size, write_byte_tokenizer, write_tokenizer_config};
 use super::{ModelFileError, RandomWeights, write_json};
 
 /// Sizes of the tiny model (text hidden 64, 2 layers; vision hidden 32, 2 blocks).
@@ -178,20 +178,7 @@ pub fn write_tiny_vl(dir: &Path, seed: u64) -> Result<(), ModelFileError> {
         "generation_config.json",
         &json!({ "bos_token_id": special_id("<|endoftext|>"), "eos_token_id": [special_id("<|im_end|>"), special_id("<|endoftext|>")] }),
     )?;
-    write_json(
-        dir,
-        "tokenizer_config.json",
-        &json!({
-            "add_bos_token": false,
-            "bos_token": null,
-            "eos_token": "<|im_end|>",
-            "pad_token": "<|endoftext|>",
-            "unk_token": null,
-            "model_max_length": 32768,
-            "tokenizer_class": "Qwen2Tokenizer",
-            "chat_template": CHAT_TEMPLATE,
-        }),
-    )?;
+    write_tokenizer_config(dir, CHAT_TEMPLATE, 32768, Some("Qwen2Tokenizer"))?;
     write_json(
         dir,
         "preprocessor_config.json",

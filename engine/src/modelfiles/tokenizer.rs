@@ -50,6 +50,29 @@ pub fn write_byte_tokenizer(dir: &Path) -> Result<(), ModelFileError> {
     tokenizer.save(&path, false).map_err(|e| ModelFileError::invalid(&path, e))
 }
 
+/// Writes `tokenizer_config.json` for the tokenizer this module writes:
+/// `chat_template` as the chat format, `<|im_end|>` ending a turn.
+pub fn write_tokenizer_config(
+    dir: &Path,
+    chat_template: &str,
+    max_length: usize,
+    class: Option<&str>,
+) -> Result<(), ModelFileError> {
+    let mut config = serde_json::json!({
+        "add_bos_token": false,
+        "bos_token": null,
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|endoftext|>",
+        "unk_token": null,
+        "model_max_length": max_length,
+        "chat_template": chat_template,
+    });
+    if let Some(class) = class {
+        config["tokenizer_class"] = serde_json::json!(class);
+    }
+    super::write_json(dir, "tokenizer_config.json", &config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
