@@ -254,3 +254,40 @@ async fn the_trainer_tokenizes_and_scores_like_the_serving_backend() {
     // The default model: its real chat template and 30 layers.
     trainer_agrees_with_mistralrs(&support::prepared_model("smollm2-135m-instruct"), "llama", &ws).await;
 }
+
+#[test]
+fn a_resumed_run_repeats_what_an_uninterrupted_run_does() {
+    let ws = Workspace::new();
+    let (graph, data) = setup(&ws);
+    // Constant learning rate, so that a shorter first leg has the same schedule.
+    let body = |steps: usize| {
+        format!("stage = \"sgrpo\"\nsteps = {steps}\nbatch = 1\nseed = 5\ncheckpoint_every = 1\n[optim]\nlr = 0.01\nmin_lr_ratio = 1.0\n[grpo]\ngroup = 4\nmax_completion = 10\nbeta = 0.04\n")
+    };
+    let whole = config(&ws, "whole", &graph, &data, &body(4));
+    let output = ws.enf(&["train", whole.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    let first_leg = config(&ws, "legs", &graph, &data, &body(2));
+    let output = ws.enf(&["train", first_leg.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    let second_leg = config(&ws, "legs", &graph, &data, &body(4));
+    let output = ws.enf(&["train", second_leg.to_str().unwrap(), "--resume"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let strip = |lines: Vec<Value>| -> Vec<Value> {
+        lines
+            .into_iter()
+            .map(|mut l| {
+                let object = l.as_object_mut().unwrap();
+                object.retain(|k, _| !k.starts_with("time_") && k != "tokens_per_s");
+                l
+            })
+            .collect()
+    };
+    let whole_log = strip(log_lines(&ws.path("out-whole/train-log.jsonl")));
+    let legs_log = strip(log_lines(&ws.path("out-legs/train-log.jsonl")));
+    assert_eq!(whole_log, legs_log, "same data order, samples, rewards and updates");
+    assert_eq!(
+        std::fs::read(ws.path("out-whole/model/model.safetensors")).unwrap(),
+        std::fs::read(ws.path("out-legs/model/model.safetensors")).unwrap(),
+        "the same weights"
+    );
+}

@@ -99,10 +99,13 @@ impl PolicyBackend {
     }
 
     /// Sets how the next requests are answered and forgets pending samples.
+    /// Sampling seeds count items from here, so a step's samples depend only
+    /// on the seed it is given and its items (a resumed run repeats them).
     pub fn answer_with(&self, answering: Answering) {
         let mut state = self.lock();
         state.answering = answering;
         state.pending.clear();
+        state.items_seen = 0;
     }
 
     /// The answers recorded since the last call, in the order given.
