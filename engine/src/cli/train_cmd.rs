@@ -41,6 +41,7 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     }
     println!("model:    {}", report.exported.model_dir.display());
     println!("manifest: {}", report.exported.manifest.display());
-    println!("graph:    {}  (enf run --graph {} --data DIR --out PRED.jsonl)", report.exported.graph.display(), report.exported.graph.display());
+    let graph = report.exported.graph.display();
+    println!("graph:    {graph}  (enf run {graph} --data DIR --out PRED.jsonl)");
     Ok(ExitCode::SUCCESS)
 }
