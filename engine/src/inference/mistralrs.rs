@@ -116,46 +116,24 @@ fn dtype(manifest: &ModelManifest, text: Option<&str>) -> Result<ModelDType, Man
     })
 }
 
+/// A manifest's `[mistralrs]` options, checked and parsed without loading weights.
+struct CheckedOptions<'a> {
+    options: &'a MistralRsOptions,
+    dtype: ModelDType,
+    isq: Option<mistralrs::IsqType>,
+    /// The weights' file or directory, resolved and present (`None`: a hub id).
+    location: Option<String>,
+}
+
 impl MistralRsBackend {
     /// Checks what can be checked without loading weights: the options, the
     /// device this build supports, and that the weights are where the
     /// manifest says.
     pub fn preflight(manifest: &ModelManifest) -> Result<(), ManifestError> {
-        let options =
-            manifest.mistralrs.as_ref().ok_or_else(|| ManifestError::invalid(manifest, "no [mistralrs] table"))?;
-        if options.device == DeviceKind::Cuda && !cfg!(feature = "cuda") {
-            return Err(ManifestError::invalid(
-                manifest,
-                "device = \"cuda\" needs an `enf` built with `--features cuda`",
-            ));
-        }
-        dtype(manifest, options.dtype.as_deref())?;
-        if let Some(text) = options.isq.as_deref() {
-            mistralrs::parse_isq_value(text, None)
-                .map_err(|e| ManifestError::invalid(manifest, format!("isq `{text}`: {e}")))?;
-        }
-        let (path, directory) = match (&options.source, options.architecture) {
-            (ModelSource::Gguf(_), Architecture::Qwen25Vl) => {
-                return Err(ManifestError::invalid(
-                    manifest,
-                    "Qwen2.5-VL cannot be loaded from GGUF; give a model directory",
-                ));
-            }
-            (ModelSource::Gguf(file), _) => (manifest.resolve(file), false),
-            (ModelSource::Dir(dir), _) => (manifest.resolve(dir), true),
-            (ModelSource::Hub(_), _) => return Ok(()),
-        };
-        let exists = if directory { path.is_dir() } else { path.is_file() };
-        if !exists {
-            let what = if directory { "directory" } else { "file" };
-            return Err(ManifestError::invalid(manifest, format!("model {what} {} does not exist", path.display())));
-        }
-        Ok(())
+        Self::check(manifest).map(|_| ())
     }
 
-    /// Loads the model a manifest describes.
-    pub async fn load(manifest: &ModelManifest) -> Result<Self, ManifestError> {
-        Self::preflight(manifest)?;
+    fn check(manifest: &ModelManifest) -> Result<CheckedOptions<'_>, ManifestError> {
         let options =
             manifest.mistralrs.as_ref().ok_or_else(|| ManifestError::invalid(manifest, "no [mistralrs] table"))?;
         if options.device == DeviceKind::Cuda && !cfg!(feature = "cuda") {
@@ -164,7 +142,6 @@ impl MistralRsBackend {
                 "device = \"cuda\" needs an `enf` built with `--features cuda`",
             ));
         }
-        let cpu = options.device == DeviceKind::Cpu;
         let dtype = dtype(manifest, options.dtype.as_deref())?;
         let isq = options
             .isq
@@ -174,27 +151,41 @@ impl MistralRsBackend {
                     .map_err(|e| ManifestError::invalid(manifest, format!("isq `{text}`: {e}")))
             })
             .transpose()?;
-        let max_seqs = options.max_seqs.unwrap_or(32);
-        let prefix_cache = (options.prefix_cache > 0).then_some(options.prefix_cache);
-        let location = |path: &PathBuf, what: &str| -> Result<String, ManifestError> {
-            let resolved = manifest.resolve(path);
-            let exists = if what == "directory" { resolved.is_dir() } else { resolved.is_file() };
-            if !exists {
+        let (path, directory) = match (&options.source, options.architecture) {
+            (ModelSource::Gguf(_), Architecture::Qwen25Vl) => {
                 return Err(ManifestError::invalid(
                     manifest,
-                    format!("model {what} {} does not exist", resolved.display()),
+                    "Qwen2.5-VL cannot be loaded from GGUF; give a model directory",
                 ));
             }
-            Ok(resolved.to_string_lossy().into_owned())
+            (ModelSource::Gguf(file), _) => (manifest.resolve(file), false),
+            (ModelSource::Dir(dir), _) => (manifest.resolve(dir), true),
+            (ModelSource::Hub(_), _) => return Ok(CheckedOptions { options, dtype, isq, location: None }),
+        };
+        let exists = if directory { path.is_dir() } else { path.is_file() };
+        if !exists {
+            let what = if directory { "directory" } else { "file" };
+            return Err(ManifestError::invalid(manifest, format!("model {what} {} does not exist", path.display())));
+        }
+        Ok(CheckedOptions { options, dtype, isq, location: Some(path.to_string_lossy().into_owned()) })
+    }
+
+    /// Loads the model a manifest describes.
+    pub async fn load(manifest: &ModelManifest) -> Result<Self, ManifestError> {
+        let CheckedOptions { options, dtype, isq, location } = Self::check(manifest)?;
+        let cpu = options.device == DeviceKind::Cpu;
+        let max_seqs = options.max_seqs.unwrap_or(32);
+        let prefix_cache = (options.prefix_cache > 0).then_some(options.prefix_cache);
+        // A local file or directory (checked above), else the hub id.
+        let id = match (&options.source, location) {
+            (ModelSource::Hub(id), _) => id.clone(),
+            (_, Some(path)) => path,
+            (_, None) => return Err(ManifestError::invalid(manifest, "no model location")),
         };
         let started = Instant::now();
         let model = match (&options.source, options.architecture) {
-            (ModelSource::Gguf(_), Architecture::Qwen25Vl) => {
-                return Err(ManifestError::invalid(manifest, "Qwen2.5-VL cannot be loaded from GGUF; give a model directory"));
-            }
-            (ModelSource::Gguf(file), _) => {
-                let path = manifest.resolve(file);
-                location(file, "file")?;
+            (ModelSource::Gguf(_), _) => {
+                let path = PathBuf::from(&id);
                 let dir = path.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| ".".into());
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 tracing::warn!(manifest = %manifest.path.display(), "mistral.rs 0.8.1 answers wrongly from some GGUF files on CPU; prefer `enf model import-gguf`");
@@ -207,11 +198,6 @@ impl MistralRsBackend {
                 builder.build().await
             }
             (source, Architecture::Qwen25Vl) => {
-                let id = match source {
-                    ModelSource::Dir(dir) => location(dir, "directory")?,
-                    ModelSource::Hub(id) => id.clone(),
-                    ModelSource::Gguf(_) => unreachable!("handled above"),
-                };
                 let mut builder = mistralrs::MultimodalModelBuilder::new(id)
                     .with_loader_type(MultimodalLoaderType::Qwen2_5VL)
                     .with_dtype(dtype)
@@ -232,11 +218,6 @@ impl MistralRsBackend {
                 builder.build().await
             }
             (source, architecture) => {
-                let id = match source {
-                    ModelSource::Dir(dir) => location(dir, "directory")?,
-                    ModelSource::Hub(id) => id.clone(),
-                    ModelSource::Gguf(_) => unreachable!("handled above"),
-                };
                 let loader = match architecture {
                     Architecture::Llama => NormalLoaderType::Llama,
                     Architecture::Qwen2 => NormalLoaderType::Qwen2,
