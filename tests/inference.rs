@@ -243,17 +243,8 @@ async fn a_remote_endpoint_gets_data_url_frames_the_key_and_retries() {
     let data = ws.data(1, 2);
     let graph = asking_graph(&ws, "models/remote.toml", ", frames = \"$item.candidate.frames\"");
     let out = ws.path("out.jsonl");
-    let args = [
-        "run",
-        graph.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--concurrency",
-        "1",
-    ];
-    let output = ws.enf_command(&args).env("ENF_TEST_KEY", "sesame").output().unwrap();
+    let output =
+        ws.run_command(&graph, &data, &out, &["--concurrency", "1"]).env("ENF_TEST_KEY", "sesame").output().unwrap();
     assert!(output.status.success(), "{}", text(&output));
     let records = support::read_records(&out);
     for record in &records {
@@ -320,14 +311,7 @@ async fn requests_wait_for_a_remote_endpoint_that_comes_back() {
         ),
     );
     let out = ws.path("out.jsonl");
-    let mut command = ws.enf_command(&[
-        "run",
-        graph.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let mut command = ws.run_command(&graph, &data, &out, &[]);
     command.env("ENF_TEST_KEY", "sesame");
     let run = tokio::task::spawn_blocking(move || command.output().unwrap());
     // The endpoint comes up 1.5 s later, on the port the manifest names.

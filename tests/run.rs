@@ -157,16 +157,7 @@ fn a_run_killed_with_sigkill_resumes_with_every_item_exactly_once() {
     );
     let out = ws.path("out.jsonl");
     let mut child = ws
-        .enf_command(&[
-            "run",
-            g.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--concurrency",
-            "2",
-        ])
+        .run_command(&g, &data, &out, &["--concurrency", "2"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

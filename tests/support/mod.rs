@@ -154,12 +154,18 @@ impl Workspace {
     /// Runs `enf run GRAPH --data DATA --out OUT` plus `extra` and returns
     /// the output lines parsed, by item id.
     pub fn run(&self, graph: &Path, data: &Path, out: &Path, extra: &[&str]) -> (Output, Vec<Value>) {
+        let output = self.run_command(graph, data, out, extra).output().expect("running enf");
+        let records = read_records(out);
+        (output, records)
+    }
+
+    /// The `enf run GRAPH --data DATA --out OUT` command plus `extra`, to
+    /// adjust (environment) before running it.
+    pub fn run_command(&self, graph: &Path, data: &Path, out: &Path, extra: &[&str]) -> Command {
         let mut args =
             vec!["run", graph.to_str().unwrap(), "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()];
         args.extend_from_slice(extra);
-        let output = self.enf(&args);
-        let records = read_records(out);
-        (output, records)
+        self.enf_command(&args)
     }
 }
 
