@@ -39,6 +39,17 @@ fn sync_dir(path: &Path) {
     }
 }
 
+/// Replaces `path` with `bytes` so that a crash leaves the old file or the
+/// new one, never a part: a temporary file beside it, synced, renamed over it.
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| TrainError::file(dir, e))?;
+    file.write_all(bytes).and_then(|()| file.as_file().sync_all()).map_err(|e| TrainError::file(path, e))?;
+    file.persist(path).map_err(|e| TrainError::file(path, e.error))?;
+    sync_dir(dir);
+    Ok(())
+}
+
 /// Writes a checkpoint of `model` and `optimizer` into `root` (see the module docs).
 pub fn save(root: &Path, model: &Decoder, optimizer: &AdamW, state: &CheckpointState) -> Result<PathBuf, TrainError> {
     std::fs::create_dir_all(root).map_err(|e| TrainError::file(root, e))?;
@@ -62,11 +73,7 @@ pub fn save(root: &Path, model: &Decoder, optimizer: &AdamW, state: &CheckpointS
     let _ = std::fs::remove_dir_all(&dest);
     std::fs::rename(&tmp, &dest).map_err(|e| TrainError::file(&dest, e))?;
     sync_dir(root);
-    let latest_tmp = root.join(format!(".LATEST.{}", std::process::id()));
-    let mut file = std::fs::File::create(&latest_tmp).map_err(|e| TrainError::file(&latest_tmp, e))?;
-    file.write_all(name.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| TrainError::file(&latest_tmp, e))?;
-    std::fs::rename(&latest_tmp, root.join("LATEST")).map_err(|e| TrainError::file(&root.join("LATEST"), e))?;
-    sync_dir(root);
+    write_atomically(&root.join("LATEST"), name.as_bytes())?;
     prune(root, state.step);
     Ok(dest)
 }

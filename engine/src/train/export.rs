@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::TrainError;
+use super::checkpoint::write_atomically;
 use super::decoder::Decoder;
 
 /// Files copied from the base model directory beside the trained weights.
@@ -25,12 +26,6 @@ pub struct Exported {
     pub manifest: PathBuf,
     /// The graph serving the trained node.
     pub graph: PathBuf,
-}
-
-fn write_atomically(path: &Path, text: &str) -> Result<(), TrainError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| TrainError::file(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::file(path, e))
 }
 
 fn absolute(base: &Path, relative: &str) -> String {
@@ -78,7 +73,7 @@ pub fn export(
     let body = toml::to_string(&table).map_err(|e| TrainError::file(&manifest_out, e))?;
     write_atomically(
         &manifest_out,
-        &format!("# Written by `enf train` from {}: the trained weights in model/.\n{body}", manifest.display()),
+        format!("# Written by `enf train` from {}: the trained weights in model/.\n{body}", manifest.display()).as_bytes(),
     )?;
 
     let graph_text = std::fs::read_to_string(graph).map_err(|e| TrainError::file(graph, e))?;
@@ -110,7 +105,8 @@ pub fn export(
     let body = toml::to_string(&g).map_err(|e| TrainError::file(&graph_out, e))?;
     write_atomically(
         &graph_out,
-        &format!("# Written by `enf train` from {}: node `{node}` runs the trained model.\n{body}", graph.display()),
+        format!("# Written by `enf train` from {}: node `{node}` runs the trained model.\n{body}", graph.display())
+            .as_bytes(),
     )?;
     Ok(Exported { model_dir, manifest: manifest_out, graph: graph_out })
 }

@@ -3,8 +3,8 @@
 //! node under training are answered by the policy (a group of G samples is
 //! drawn on the group's first request and handed out one per run of the
 //! agent), or — in the SFT stage — with the item's target text; requests of
-//! every other node go to the frozen serving backend, memoised, since the
-//! trainer runs each item G times. Every answer given to the trained node is
+//! every other node go to the frozen serving backend (which the trainer
+//! wraps in the inference cache, since it runs each item G times). Every answer given to the trained node is
 //! recorded with its prompt and completion tokens, so the update sees
 //! exactly what the agent saw.
 
@@ -59,7 +59,6 @@ struct State {
     /// Samples drawn but not yet handed out, by item.
     pending: HashMap<String, Vec<Rollout>>,
     recorded: Vec<Rollout>,
-    memo: HashMap<String, GenerateResponse>,
     items_seen: u64,
 }
 
@@ -81,7 +80,6 @@ impl PolicyBackend {
             answering: Answering::Targets(Arc::default()),
             pending: HashMap::new(),
             recorded: Vec::new(),
-            memo: HashMap::new(),
             items_seen: 0,
         };
         Self {
@@ -174,17 +172,6 @@ impl PolicyBackend {
     }
 }
 
-fn memo_key(request: &GenerateRequest) -> String {
-    let mut key = format!("{:?}", request.sampling);
-    for m in &request.messages {
-        key.push_str(&format!("\u{1}{:?}\u{2}{}", m.role, m.text));
-        for f in &m.images {
-            key.push_str(&format!("\u{3}{}", f.path.display()));
-        }
-    }
-    key
-}
-
 #[async_trait::async_trait]
 impl Backend for PolicyBackend {
     fn identity(&self) -> &ModelIdentity {
@@ -194,13 +181,7 @@ impl Backend for PolicyBackend {
     async fn generate(&self, request: GenerateRequest) -> Result<GenerateResponse, InferenceError> {
         let trained = request.origin.as_ref().filter(|o| o.node == self.node).map(|o| o.item_id.clone());
         let Some(item_id) = trained else {
-            let key = memo_key(&request);
-            if let Some(hit) = self.lock().memo.get(&key) {
-                return Ok(hit.clone());
-            }
-            let response = self.frozen.generate(request).await?;
-            self.lock().memo.insert(key, response.clone());
-            return Ok(response);
+            return self.frozen.generate(request).await;
         };
         if request.sampling.n != 1 {
             return Err(InferenceError::InvalidRequest(format!(

@@ -174,12 +174,20 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
         config.stage
     );
 
-    let mut frozen =
-        start_backend(&manifest).await.map_err(|e| TrainError::Config(format!("model `{alias}`: {e}")))?;
-    if let Some(dir) = &options.inference_cache {
-        // The other nodes' answers, shared with `enf run --inference-cache` and later training runs.
-        frozen = Arc::new(CachedBackend::for_manifest(frozen, dir, &manifest, Arc::default()));
-    }
+    let frozen = start_backend(&manifest).await.map_err(|e| TrainError::Config(format!("model `{alias}`: {e}")))?;
+    // The other nodes' answers do not change, and each item runs G times: they
+    // are computed once — in DIR, shared with `enf run --inference-cache DIR`
+    // and later training runs, else in a directory that lives as long as this run.
+    let scratch;
+    let cache_dir: &Path = match &options.inference_cache {
+        Some(dir) => dir,
+        None => {
+            scratch = tempfile::tempdir().map_err(|e| TrainError::file(&std::env::temp_dir(), e))?;
+            scratch.path()
+        }
+    };
+    let frozen: Arc<dyn crate::inference::Backend> =
+        Arc::new(CachedBackend::for_manifest(frozen, cache_dir, &manifest, Arc::default()));
     let policy = Arc::new(PolicyBackend::new(&node.name, model.detached(), tokenizer.clone(), frozen));
     let registry = BackendRegistry::new();
     registry.put(&manifest, policy.clone()).await;
@@ -287,7 +295,7 @@ fn open_log(path: &Path, start: usize) -> Result<std::fs::File, TrainError> {
     if !text.is_empty() {
         text.push('\n');
     }
-    std::fs::write(path, text).map_err(|e| TrainError::file(path, e))?;
+    super::checkpoint::write_atomically(path, text.as_bytes())?;
     std::fs::OpenOptions::new().append(true).open(path).map_err(|e| TrainError::file(path, e))
 }
 
