@@ -16,6 +16,7 @@ use std::io::Write;
 use std::path::Path;
 
 use enf_kit::task::Task;
+use enf_kit::verdict::{Attitude, Verdict};
 use image::{Rgb, RgbImage};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -23,6 +24,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use super::DataProblem;
+use crate::run::{ItemRecord, NodeRecord, Usage};
 
 /// Frames written per video.
 pub const FRAMES_PER_VIDEO: usize = 16;
@@ -214,32 +216,49 @@ fn sft_target(user: &User, video: &Video, planted: Option<Cause>) -> String {
     format!("<think>{think}</think><answer>{answer}</answer>")
 }
 
+/// The video's planted cause when it meets the user's hidden trait: the
+/// deterministic part of why users skip.
+fn cause_meeting_trait(user: &User, video: &Video) -> Option<Cause> {
+    match video.cause {
+        Cause::NegativeEvent if user.low_negativity_tolerance => Some(Cause::NegativeEvent),
+        Cause::Disturbing if user.low_sensory_tolerance => Some(Cause::Disturbing),
+        Cause::Dull if user.impatient => Some(Cause::Dull),
+        _ => None,
+    }
+}
+
 /// The prediction of an oracle that knows every planted cause and hidden
 /// trait but not the generator's random draws (skips of videos outside the
 /// user's interests, the rare unexplained skip): a predictions-file line, so
 /// `enf eval DIR/oracle.jsonl --data DIR` gives the ceiling a model can reach.
 fn oracle_record(item_id: &str, user: &User, video: &Video) -> serde_json::Value {
-    let cause = match video.cause {
-        Cause::NegativeEvent if user.low_negativity_tolerance => Some(Cause::NegativeEvent),
-        Cause::Disturbing if user.low_sensory_tolerance => Some(Cause::Disturbing),
-        Cause::Dull if user.impatient => Some(Cause::Dull),
-        _ => None,
+    let cause = cause_meeting_trait(user, video);
+    let verdict = Verdict {
+        attitude: if cause.is_some() { Attitude::Negative } else { Attitude::Like },
+        reason_class: cause.and_then(Cause::class),
+        reason: sft_target(user, video, cause),
+        guessed: false,
+        notes: Vec::new(),
     };
-    let verdict = json!({
-        "attitude": if cause.is_some() { "negative" } else { "like" },
-        "reason_class": cause.and_then(Cause::class),
-        "reason": sft_target(user, video, cause),
-        "guessed": false,
-    });
-    json!({
-        "item_id": item_id,
-        "user_id": user.id,
-        "video_id": video.id,
-        "ok": true,
-        "ms": 0.0,
-        "nodes": { "oracle": { "ok": true, "output": { "verdict": verdict }, "start_ms": 0.0, "ms": 0.0, "attempts": 0,
-            "usage": { "requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "ms": 0.0 } } },
-    })
+    let oracle = NodeRecord {
+        ok: true,
+        output: Some(json!({ "verdict": verdict })),
+        error: None,
+        start_ms: 0.0,
+        ms: 0.0,
+        attempts: 0,
+        usage: Usage::default(),
+        calls: Vec::new(),
+    };
+    let record = ItemRecord {
+        item_id: item_id.to_string(),
+        user_id: user.id.clone(),
+        video_id: video.id.clone(),
+        ok: true,
+        ms: 0.0,
+        nodes: [("oracle".to_string(), oracle)].into(),
+    };
+    serde_json::to_value(record).unwrap_or_default()
 }
 
 /// What was written.
@@ -340,14 +359,11 @@ pub fn synthesize(dir: &Path, users: usize, seed: u64) -> Result<SynthSummary, D
             }
             let Some(video) = pool.choose(&mut rng).copied() else { continue };
             watched.push(&video.id);
-            let planted = match video.cause {
-                Cause::NegativeEvent if user.low_negativity_tolerance => Some(Cause::NegativeEvent),
-                Cause::Disturbing if user.low_sensory_tolerance => Some(Cause::Disturbing),
-                Cause::Dull if user.impatient => Some(Cause::Dull),
-                _ if !in_interest && rng.random_bool(0.5) => Some(Cause::Dull),
-                _ if rng.random_bool(0.05) => Some(Cause::Dull),
-                _ => None,
-            };
+            // The cause meeting the user's trait, else the generator's noise:
+            // half the videos outside their interests, and 5 % at random.
+            let planted = cause_meeting_trait(user, video).or_else(|| {
+                ((!in_interest && rng.random_bool(0.5)) || rng.random_bool(0.05)).then_some(Cause::Dull)
+            });
             let (play_rate, disliked, class, reason) = match planted {
                 Some(cause) => {
                     let disliked = rng.random_bool(0.5);

@@ -6,7 +6,8 @@
 //! - **format**: exactly one `<think>…</think>` followed by exactly one
 //!   non-empty `<answer>…</answer>`, nothing but white space around them
 //!   (repeated tags, an empty answer, text outside the tags, tags in another
-//!   case get nothing);
+//!   case get nothing) — stricter than the agents' tolerant parser
+//!   (`enf_kit::answer`), which accepts either order and a stray character;
 //! - **stepwise** ladder: attitude right → `judge`, else stop; truly liked →
 //!   stop; reason class right → `class`, else stop; where the user's own
 //!   reason exists (explicit data) → `reason` × mean ROUGE-1/2/L F of the
