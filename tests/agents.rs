@@ -9,7 +9,7 @@ mod support;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use support::{Workspace, shipped_graph, text};
+use support::{Workspace, repo_root, shipped_graph, text, with_built_agents};
 
 fn tiny_vl(ws: &Workspace) -> PathBuf {
     tiny_vl_answering(ws, 16)
@@ -114,6 +114,32 @@ fn the_enf_graph_soaks_at_concurrency_8_with_long_answers_and_no_failed_node() {
         }
     }
     assert!(longest > 1024, "some sequence crossed 1024 positions: longest mean per request {longest}");
+}
+
+/// The training demonstration's graph: the history digest (no model) gives
+/// the Reason agent a profile counted from the history.
+#[test]
+fn the_demo_graph_profiles_from_the_history_without_a_model() {
+    let ws = Workspace::new();
+    let model = tiny_vl(&ws);
+    let data = synth(&ws, "2");
+    let template = std::fs::read_to_string(repo_root().join("examples/train/demo-graph.toml")).unwrap();
+    let graph = ws.write("demo-graph.toml", &with_built_agents(&template, "../../", &model));
+    let out = ws.path("out.jsonl");
+    let (output, records) = ws.run(&graph, &data, &out, &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(records.len(), 6, "3 items per user");
+    for record in &records {
+        let profile = &record["nodes"]["profile"];
+        assert_eq!(profile["ok"], true, "{record}");
+        assert_eq!(profile["usage"]["requests"], 0, "the digest asks no model: {record}");
+        for field in ["negativity_tolerance", "sensory_tolerance", "bored_by"] {
+            let value = profile["output"]["profile"][field].as_str().unwrap();
+            assert!(value.contains("such video"), "{field}: {value}");
+        }
+        let v = verdict(record, "reason");
+        assert!(v["attitude"] == "like" || v["attitude"] == "negative", "{v}");
+    }
 }
 
 #[test]

@@ -72,6 +72,36 @@ fn a_synthetic_set_is_valid_reproducible_and_has_planted_negatives() {
     assert!(accuracy >= 0.6, "the oracle should be right most of the time: {figures}");
 }
 
+/// The trivial baselines are predictions files `enf eval` scores like a run:
+/// always-negative recalls every negative; the coin guesses.
+#[test]
+fn the_trivial_baselines_are_scored_by_eval() {
+    let ws = Workspace::new();
+    let dir = ws.path("d");
+    assert!(ws.enf(&["data", "synth", dir.to_str().unwrap(), "--users", "6", "--seed", "5"]).status.success());
+    let figures = |kind: &str| {
+        let predictions = ws.path(&format!("{kind}.jsonl"));
+        let output = ws.enf(&[
+            "data", "baseline", dir.to_str().unwrap(), "--kind", kind, "--out", predictions.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{}", text(&output));
+        let report = ws.path(&format!("{kind}.json"));
+        let output = ws.enf(&[
+            "eval", predictions.to_str().unwrap(), "--data", dir.to_str().unwrap(), "--json", report.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{}", text(&output));
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        json["evaluation"].clone()
+    };
+    let always = figures("always-negative");
+    assert_eq!(always["scored"], 18);
+    assert_eq!(always["binary"]["recall"], 1.0, "{always}");
+    assert_eq!(always["guessed"], 0);
+    let coin = figures("coin");
+    assert_eq!(coin["scored"], 18);
+    assert!(coin["binary"]["recall"].as_f64().unwrap() < 1.0, "{coin}");
+}
+
 #[test]
 fn every_broken_line_is_reported_with_file_and_line() {
     let ws = Workspace::new();

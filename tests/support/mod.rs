@@ -45,7 +45,7 @@ pub fn fixtures() -> &'static Path {
     })
 }
 
-/// The folder of the ENF agents (profile, video, reason) built from plugins/.
+/// The folder of the ENF agents (profile, video, reason, digest) built from plugins/.
 pub fn agents() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -54,7 +54,7 @@ pub fn agents() -> &'static Path {
         let output = Command::new(cargo)
             .current_dir(&root)
             .args(["build", "--profile", "wasm", "--target", "wasm32-wasip2"])
-            .args(["-p", "profile-agent", "-p", "video-agent", "-p", "reason-agent"])
+            .args(["-p", "profile-agent", "-p", "video-agent", "-p", "reason-agent", "-p", "digest-agent"])
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .output()
@@ -68,12 +68,19 @@ pub fn agents() -> &'static Path {
 /// freshly built agents, the model from `manifest`.
 pub fn shipped_graph(ws: &Workspace, name: &str, manifest: &Path) -> PathBuf {
     let text = std::fs::read_to_string(repo_root().join("graphs").join(format!("{name}.toml"))).unwrap();
-    let mut text = text.replace("../models/smollm2-135m.toml", &manifest.display().to_string());
-    for agent in ["profile-agent", "video-agent", "reason-agent"] {
+    ws.write(&format!("{name}.toml"), &with_built_agents(&text, "../", manifest))
+}
+
+/// `text` (a graph whose paths start with `prefix`, e.g. `../` or `../../`)
+/// with its plugins from the freshly built agents and its SmolLM2 model
+/// replaced by `manifest`.
+pub fn with_built_agents(text: &str, prefix: &str, manifest: &Path) -> String {
+    let mut text = text.replace(&format!("{prefix}models/smollm2-135m.toml"), &manifest.display().to_string());
+    for agent in ["profile-agent", "video-agent", "reason-agent", "digest-agent"] {
         let built = agents().join(format!("{}.wasm", agent.replace('-', "_")));
-        text = text.replace(&format!("../plugins/dist/{agent}.wasm"), &built.display().to_string());
+        text = text.replace(&format!("{prefix}plugins/dist/{agent}.wasm"), &built.display().to_string());
     }
-    ws.write(&format!("{name}.toml"), &text)
+    text
 }
 
 /// Path of a fixture component, e.g. `fixture("echo_agent")`.

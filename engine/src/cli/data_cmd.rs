@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Subcommand;
 use enf::data::movielens::Agent4RecOptions;
 
@@ -24,6 +25,20 @@ pub enum DataCommand {
         /// Random seed.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+    },
+    /// Write a trivial baseline's predictions for a data set (always negative, or a coin), for `enf eval`.
+    Baseline {
+        /// The data set directory.
+        dir: PathBuf,
+        /// Which baseline.
+        #[arg(long, value_enum)]
+        kind: enf::data::baseline::BaselineKind,
+        /// Random seed (the coin).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Predictions file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Convert MovieLens-100k (recbole's copy) to a TVNF set in the Agent4Rec protocol.
     Movielens {
@@ -81,6 +96,14 @@ pub fn run(command: DataCommand) -> anyhow::Result<ExitCode> {
         DataCommand::Synth { dir, users, seed } => {
             let summary = enf::data::synth::synthesize(&dir, users, seed).map_err(|p| anyhow::anyhow!("{p}"))?;
             print_summary(&format!("wrote {}", dir.display()), &summary);
+            Ok(ExitCode::SUCCESS)
+        }
+        DataCommand::Baseline { dir, kind, seed, out } => {
+            let dataset = enf::data::Dataset::load(&dir).with_context(|| format!("cannot use data set {}", dir.display()))?;
+            let records = enf::data::baseline::predictions(&dataset, kind, seed)
+                .with_context(|| format!("cannot build items from {}", dir.display()))?;
+            enf::data::baseline::write(&out, &records).with_context(|| format!("cannot write {}", out.display()))?;
+            println!("wrote {}: {} predictions", out.display(), records.len());
             Ok(ExitCode::SUCCESS)
         }
         DataCommand::Movielens { out, source, users, positives, ratio, seed } => {

@@ -1,4 +1,4 @@
-//! `enf train CONFIG.toml [--resume] [--out DIR]`: SFT or (S-)GRPO on a
+//! `enf train CONFIG.toml [--resume] [--out DIR] [--seed N]`: SFT or (S-)GRPO on a
 //! graph node's own prompts (see `docs/training.md`).
 
 use std::path::PathBuf;
@@ -19,6 +19,10 @@ pub struct TrainArgs {
     /// Output directory (overrides the configuration's `out`).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Random seed (overrides the configuration's `seed`): data order and
+    /// sampling, so runs that differ only by seed measure the spread.
+    #[arg(long)]
+    seed: Option<u64>,
     /// Cache the answers of the nodes not under training in DIR (shared with
     /// `enf run --inference-cache DIR`): upstream agents run once across runs.
     #[arg(long, value_name = "DIR")]
@@ -29,7 +33,10 @@ pub struct TrainArgs {
 
 /// Runs `enf train`.
 pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let config = enf::train::TrainConfig::load(&args.config)?;
+    let mut config = enf::train::TrainConfig::load(&args.config)?;
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
     let options = enf::train::TrainOptions { resume: args.resume, out: args.out, cache_dir: args.cache.dir(),
         inference_cache: args.inference_cache,
     };

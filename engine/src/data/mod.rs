@@ -4,6 +4,7 @@
 //!
 //! Every problem names the file and line it comes from.
 
+pub mod baseline;
 pub mod check;
 mod item;
 pub mod movielens;

@@ -24,7 +24,6 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use super::DataProblem;
-use crate::run::{ItemRecord, NodeRecord, Usage};
 
 /// Frames written per video.
 pub const FRAMES_PER_VIDEO: usize = 16;
@@ -240,24 +239,7 @@ fn oracle_record(item_id: &str, user: &User, video: &Video) -> serde_json::Value
         guessed: false,
         notes: Vec::new(),
     };
-    let oracle = NodeRecord {
-        ok: true,
-        output: Some(json!({ "verdict": verdict })),
-        error: None,
-        start_ms: 0.0,
-        ms: 0.0,
-        attempts: 0,
-        usage: Usage::default(),
-        calls: Vec::new(),
-    };
-    let record = ItemRecord {
-        item_id: item_id.to_string(),
-        user_id: user.id.clone(),
-        video_id: video.id.clone(),
-        ok: true,
-        ms: 0.0,
-        nodes: [("oracle".to_string(), oracle)].into(),
-    };
+    let record = super::baseline::verdict_record(item_id, &user.id, &video.id, "oracle", &verdict);
     serde_json::to_value(record).unwrap_or_default()
 }
 

@@ -7,10 +7,12 @@
 //! - [`verdict`]: like vs. negative, the reason class and the reason, with
 //!   a flag when the parser had to guess;
 //! - [`profile`]: the psychographic profile and its parsing;
+//! - [`digest`]: a profile counted from the watch history, without a model;
 //! - [`profile_prompts`], [`video`], [`reason`]: each agent's prompts and logic,
 //!   so the agent crates are only the glue to the host.
 
 pub mod answer;
+pub mod digest;
 pub mod profile;
 pub mod profile_prompts;
 pub mod reason;
