@@ -25,7 +25,15 @@ fn a_synthetic_set_is_valid_reproducible_and_has_planted_negatives() {
     let (ok, message) = check(&a, &ws);
     assert!(ok, "{message}");
     assert!(message.contains("6 users"), "{message}");
-    for file in ["users.jsonl", "videos.jsonl", "interactions.jsonl", "items.jsonl", "dataset.toml", "sft.jsonl", "oracle.jsonl"] {
+    for file in [
+        "users.jsonl",
+        "videos.jsonl",
+        "interactions.jsonl",
+        "items.jsonl",
+        "dataset.toml",
+        "sft.jsonl",
+        "oracle.jsonl",
+    ] {
         assert_eq!(
             std::fs::read(a.join(file)).unwrap(),
             std::fs::read(b.join(file)).unwrap(),
@@ -82,12 +90,23 @@ fn the_trivial_baselines_are_scored_by_eval() {
     let figures = |kind: &str| {
         let predictions = ws.path(&format!("{kind}.jsonl"));
         let output = ws.enf(&[
-            "data", "baseline", dir.to_str().unwrap(), "--kind", kind, "--out", predictions.to_str().unwrap(),
+            "data",
+            "baseline",
+            dir.to_str().unwrap(),
+            "--kind",
+            kind,
+            "--out",
+            predictions.to_str().unwrap(),
         ]);
         assert!(output.status.success(), "{}", text(&output));
         let report = ws.path(&format!("{kind}.json"));
         let output = ws.enf(&[
-            "eval", predictions.to_str().unwrap(), "--data", dir.to_str().unwrap(), "--json", report.to_str().unwrap(),
+            "eval",
+            predictions.to_str().unwrap(),
+            "--data",
+            dir.to_str().unwrap(),
+            "--json",
+            report.to_str().unwrap(),
         ]);
         assert!(output.status.success(), "{}", text(&output));
         let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();

@@ -56,7 +56,13 @@ fn log_lines(path: &Path) -> Vec<Value> {
 fn sft_lowers_its_loss_and_the_export_is_served_by_enf_run() {
     let ws = Workspace::new();
     let (graph, data) = setup(&ws);
-    let cfg = config(&ws, "sft", &graph, &data, "stage = \"sft\"\nsteps = 6\nbatch = 3\nseed = 1\n[optim]\nlr = 0.01\nmin_lr_ratio = 1.0\n");
+    let cfg = config(
+        &ws,
+        "sft",
+        &graph,
+        &data,
+        "stage = \"sft\"\nsteps = 6\nbatch = 3\nseed = 1\n[optim]\nlr = 0.01\nmin_lr_ratio = 1.0\n",
+    );
     let cache = ws.path("inference-cache");
     let output = ws.enf(&["train", cfg.to_str().unwrap(), "--inference-cache", cache.to_str().unwrap()]);
     assert!(output.status.success(), "{}", text(&output));
@@ -103,9 +109,24 @@ fn sgrpo_steps_roll_out_through_the_agent_and_log_every_reward_part() {
     let log = log_lines(&ws.path("out-sgrpo/train-log.jsonl"));
     assert_eq!(log.len(), 2);
     for key in [
-        "reward_mean", "reward_std", "reward_format", "reward_judge", "reward_class", "reward_reason",
-        "frac_reward_zero_std", "kl", "clip_low", "clip_high", "completion_len_mean", "completion_len_max",
-        "truncated_frac", "entropy", "grad_norm", "lr", "tokens_per_s", "time_generation_s",
+        "reward_mean",
+        "reward_std",
+        "reward_format",
+        "reward_judge",
+        "reward_class",
+        "reward_reason",
+        "frac_reward_zero_std",
+        "kl",
+        "clip_low",
+        "clip_high",
+        "completion_len_mean",
+        "completion_len_max",
+        "truncated_frac",
+        "entropy",
+        "grad_norm",
+        "lr",
+        "tokens_per_s",
+        "time_generation_s",
     ] {
         assert!(log[1][key].is_number(), "step log lacks `{key}`: {}", log[1]);
     }
@@ -217,7 +238,11 @@ async fn trainer_agrees_with_mistralrs(dir: &Path, architecture: &str, ws: &Work
         vec![ChatMessage { role: Role::User, text: "What is the capital of France?".into(), images: vec![] }],
         vec![
             ChatMessage { role: Role::System, text: "You judge videos.".into(), images: vec![] },
-            ChatMessage { role: Role::User, text: "Think inside <think></think>, answer in <answer></answer>.".into(), images: vec![] },
+            ChatMessage {
+                role: Role::User,
+                text: "Think inside <think></think>, answer in <answer></answer>.".into(),
+                images: vec![],
+            },
         ],
     ];
     for messages in &conversations {
@@ -237,7 +262,12 @@ async fn trainer_agrees_with_mistralrs(dir: &Path, architecture: &str, ws: &Work
         let n = logprobs.len().min(sample.logprobs.len());
         assert!(n + 1 >= sample.logprobs.len().max(logprobs.len()), "{logprobs:?} vs {:?}", sample.logprobs);
         for (a, b) in logprobs.iter().zip(&sample.logprobs).take(n) {
-            assert!((a - b).abs() < 2e-3 + 1e-3 * b.abs(), "{}: log-probs differ: mistral.rs {logprobs:?} vs trainer {:?}", dir.display(), sample.logprobs);
+            assert!(
+                (a - b).abs() < 2e-3 + 1e-3 * b.abs(),
+                "{}: log-probs differ: mistral.rs {logprobs:?} vs trainer {:?}",
+                dir.display(),
+                sample.logprobs
+            );
         }
     }
 }
@@ -261,7 +291,9 @@ fn a_resumed_run_repeats_what_an_uninterrupted_run_does() {
     let (graph, data) = setup(&ws);
     // Constant learning rate, so that a shorter first leg has the same schedule.
     let body = |steps: usize| {
-        format!("stage = \"sgrpo\"\nsteps = {steps}\nbatch = 1\nseed = 5\ncheckpoint_every = 1\n[optim]\nlr = 0.01\nmin_lr_ratio = 1.0\n[grpo]\ngroup = 4\nmax_completion = 10\nbeta = 0.04\n")
+        format!(
+            "stage = \"sgrpo\"\nsteps = {steps}\nbatch = 1\nseed = 5\ncheckpoint_every = 1\n[optim]\nlr = 0.01\nmin_lr_ratio = 1.0\n[grpo]\ngroup = 4\nmax_completion = 10\nbeta = 0.04\n"
+        )
     };
     let whole = config(&ws, "whole", &graph, &data, &body(4));
     let output = ws.enf(&["train", whole.to_str().unwrap()]);

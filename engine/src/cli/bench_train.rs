@@ -56,9 +56,11 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<ExitCode> {
         batch: 1,
         grpo: Grpo { group: args.group, max_completion: args.completion_tokens, ..Grpo::default() },
     };
-    let sampling = SampleSettings { temperature: 1.0, top_p: 1.0, max_tokens: args.completion_tokens, ignore_eos: true };
+    let sampling =
+        SampleSettings { temperature: 1.0, top_p: 1.0, max_tokens: args.completion_tokens, ignore_eos: true };
     let schedule = Schedule { warmup: 0, total: args.steps + 1, min_ratio: 1.0 };
-    let mut optimizer = AdamW::new(AdamWSettings { lr: 1e-6, ..AdamWSettings::default() }, schedule, model.vars().len());
+    let mut optimizer =
+        AdamW::new(AdamWSettings { lr: 1e-6, ..AdamWSettings::default() }, schedule, model.vars().len());
     let (mut generation, mut forward_backward, mut optim, mut total) = (0.0, 0.0, 0.0, 0.0);
     println!(
         "GRPO step: 1 prompt × {} tokens, G = {}, {} completion tokens each, {} parameters",

@@ -99,7 +99,8 @@ pub fn run(command: DataCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DataCommand::Baseline { dir, kind, seed, out } => {
-            let dataset = enf::data::Dataset::load(&dir).with_context(|| format!("cannot use data set {}", dir.display()))?;
+            let dataset =
+                enf::data::Dataset::load(&dir).with_context(|| format!("cannot use data set {}", dir.display()))?;
             let records = enf::data::baseline::predictions(&dataset, kind, seed)
                 .with_context(|| format!("cannot build items from {}", dir.display()))?;
             enf::data::baseline::write(&out, &records).with_context(|| format!("cannot write {}", out.display()))?;

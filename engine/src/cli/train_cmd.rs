@@ -37,7 +37,10 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     if let Some(seed) = args.seed {
         config.seed = seed;
     }
-    let options = enf::train::TrainOptions { resume: args.resume, out: args.out, cache_dir: args.cache.dir(),
+    let options = enf::train::TrainOptions {
+        resume: args.resume,
+        out: args.out,
+        cache_dir: args.cache.dir(),
         inference_cache: args.inference_cache,
     };
     let report = enf::train::train(&config, &options).await?;

@@ -195,11 +195,15 @@ fn sft_target(user: &User, video: &Video, planted: Option<Cause>) -> String {
     };
     let (think, answer) = match planted {
         Some(Cause::NegativeEvent) => (
-            format!("{interest} It shows conflict and hostile behaviour, and this user has little tolerance for negative events."),
+            format!(
+                "{interest} It shows conflict and hostile behaviour, and this user has little tolerance for negative events."
+            ),
             "negative: 1".to_string(),
         ),
         Some(Cause::Disturbing) => (
-            format!("{interest} It shows graphic, disturbing images, and this user has a low tolerance for such visuals."),
+            format!(
+                "{interest} It shows graphic, disturbing images, and this user has a low tolerance for such visuals."
+            ),
             "negative: 3".to_string(),
         ),
         Some(Cause::Dull | Cause::None) => {
@@ -210,7 +214,9 @@ fn sft_target(user: &User, video: &Video, planted: Option<Cause>) -> String {
             };
             (format!("{interest} {why}"), "negative: 2".to_string())
         }
-        None => (format!("{interest} It contains nothing this user rejects, so they would watch it."), "like".to_string()),
+        None => {
+            (format!("{interest} It contains nothing this user rejects, so they would watch it."), "like".to_string())
+        }
     };
     format!("<think>{think}</think><answer>{answer}</answer>")
 }
@@ -343,9 +349,8 @@ pub fn synthesize(dir: &Path, users: usize, seed: u64) -> Result<SynthSummary, D
             watched.push(&video.id);
             // The cause meeting the user's trait, else the generator's noise:
             // half the videos outside their interests, and 5 % at random.
-            let planted = cause_meeting_trait(user, video).or_else(|| {
-                ((!in_interest && rng.random_bool(0.5)) || rng.random_bool(0.05)).then_some(Cause::Dull)
-            });
+            let planted = cause_meeting_trait(user, video)
+                .or_else(|| ((!in_interest && rng.random_bool(0.5)) || rng.random_bool(0.05)).then_some(Cause::Dull));
             let (play_rate, disliked, class, reason) = match planted {
                 Some(cause) => {
                     let disliked = rng.random_bool(0.5);

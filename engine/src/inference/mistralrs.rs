@@ -19,7 +19,8 @@ use serde::Deserialize;
 
 use super::manifest::{ManifestError, ModelManifest};
 use super::{
-    Backend, ChatMessage, Completion, FinishReason, GenerateRequest, GenerateResponse, InferenceError, ModelIdentity, Role, Sampling,
+    Backend, ChatMessage, Completion, FinishReason, GenerateRequest, GenerateResponse, InferenceError, ModelIdentity,
+    Role, Sampling,
 };
 
 /// Where the weights come from.
@@ -274,7 +275,8 @@ impl MistralRsBackend {
         builder = builder.set_sampling(sampling_params(&sampling)).return_logprobs(true);
         let response =
             self.model.send_chat_request(builder).await.map_err(|e| InferenceError::Backend(self.fail(e)))?;
-        let choice = response.choices.into_iter().next().ok_or_else(|| InferenceError::Backend(self.fail("no choice")))?;
+        let choice =
+            response.choices.into_iter().next().ok_or_else(|| InferenceError::Backend(self.fail("no choice")))?;
         let logprobs = choice
             .logprobs
             .and_then(|l| l.content)

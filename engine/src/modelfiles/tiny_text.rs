@@ -80,7 +80,10 @@ pub fn write_tiny_text(dir: &Path, arch: TinyTextArch, seed: u64) -> Result<(), 
     candle_core::safetensors::save(&tensors, &path).map_err(|e| ModelFileError::invalid(&path, e))
 }
 
-fn weights(arch: TinyTextArch, seed: u64) -> candle_core::Result<std::collections::HashMap<String, candle_core::Tensor>> {
+fn weights(
+    arch: TinyTextArch,
+    seed: u64,
+) -> candle_core::Result<std::collections::HashMap<String, candle_core::Tensor>> {
     let mut w = RandomWeights::new(seed);
     let (h, i, v) = (HIDDEN, INTERMEDIATE, vocab_size());
     let kv = KV_HEADS * (h / HEADS);

@@ -102,7 +102,8 @@ impl ChatTokenizer {
 
     /// Tokens of `text` (with the tokenizer's special-token post-processing when asked).
     pub fn encode(&self, text: &str, special: bool) -> Result<Vec<u32>, TrainError> {
-        let encoding = self.tokenizer.encode(text, special).map_err(|e| TrainError::Rollout(format!("tokenizer: {e}")))?;
+        let encoding =
+            self.tokenizer.encode(text, special).map_err(|e| TrainError::Rollout(format!("tokenizer: {e}")))?;
         Ok(encoding.get_ids().to_vec())
     }
 

@@ -106,7 +106,10 @@ pub fn latest(root: &Path) -> Result<Option<PathBuf>, TrainError> {
         Ok(name) => {
             let dir = root.join(name.trim());
             if !dir.join("state.json").is_file() {
-                return Err(TrainError::file(&pointer, format!("names {} which is not a complete checkpoint", dir.display())));
+                return Err(TrainError::file(
+                    &pointer,
+                    format!("names {} which is not a complete checkpoint", dir.display()),
+                ));
             }
             Ok(Some(dir))
         }
@@ -121,13 +124,15 @@ pub fn load(dir: &Path, model: &Decoder, optimizer: &mut AdamW) -> Result<Checkp
     let text = std::fs::read_to_string(&state_path).map_err(|e| TrainError::file(&state_path, e))?;
     let state: CheckpointState = serde_json::from_str(&text).map_err(|e| TrainError::file(&state_path, e))?;
     let weights = dir.join("model.safetensors");
-    let tensors = candle_core::safetensors::load(&weights, &candle_core::Device::Cpu).map_err(|e| TrainError::file(&weights, e))?;
+    let tensors = candle_core::safetensors::load(&weights, &candle_core::Device::Cpu)
+        .map_err(|e| TrainError::file(&weights, e))?;
     for (name, var) in model.vars() {
         let tensor = tensors.get(name).ok_or_else(|| TrainError::file(&weights, format!("no tensor `{name}`")))?;
         var.set(&tensor.to_dtype(var.dtype())?).map_err(|e| TrainError::file(&weights, format!("`{name}`: {e}")))?;
     }
     let moments = dir.join("optimizer.safetensors");
-    let tensors = candle_core::safetensors::load(&moments, &candle_core::Device::Cpu).map_err(|e| TrainError::file(&moments, e))?;
+    let tensors = candle_core::safetensors::load(&moments, &candle_core::Device::Cpu)
+        .map_err(|e| TrainError::file(&moments, e))?;
     optimizer.restore(model.vars(), tensors, state.step);
     Ok(state)
 }

@@ -205,7 +205,11 @@ impl TrainConfig {
         }
         let data = resolve(&t.data);
         if !data.is_dir() {
-            problems.at(Some(t.data.span().start), None, format!("data set directory {} does not exist", data.display()));
+            problems.at(
+                Some(t.data.span().start),
+                None,
+                format!("data set directory {} does not exist", data.display()),
+            );
         }
         let model_dir = resolve(&raw.model.dir);
         if !model_dir.join("config.json").is_file() {
@@ -218,10 +222,11 @@ impl TrainConfig {
         let lora = match raw.model.fine_tuning.as_ref().map(|f| (f.get_ref().as_str(), f.span().start)) {
             None | Some(("full", _)) => None,
             Some(("lora", _)) => {
-                let targets = raw.model.lora_targets.as_ref().map_or_else(
-                    || vec!["q_proj".to_string(), "v_proj".to_string()],
-                    |t| t.get_ref().clone(),
-                );
+                let targets = raw
+                    .model
+                    .lora_targets
+                    .as_ref()
+                    .map_or_else(|| vec!["q_proj".to_string(), "v_proj".to_string()], |t| t.get_ref().clone());
                 if let Some(spanned) = &raw.model.lora_targets {
                     for target in spanned.get_ref() {
                         if !LORA_MODULES.iter().any(|(m, _)| m == target) {
@@ -249,7 +254,9 @@ impl TrainConfig {
             (None, None) => problems.at(None, None, "[train] needs `steps` or `epochs`"),
             (Some(s), Some(_)) => problems.at(Some(s.span().start), None, "give `steps` or `epochs`, not both"),
             (Some(s), None) if *s.get_ref() == 0 => problems.at(Some(s.span().start), None, "steps must be at least 1"),
-            (None, Some(e)) if *e.get_ref() == 0 => problems.at(Some(e.span().start), None, "epochs must be at least 1"),
+            (None, Some(e)) if *e.get_ref() == 0 => {
+                problems.at(Some(e.span().start), None, "epochs must be at least 1")
+            }
             _ => {}
         }
         let mut check = |ok: bool, key: &str, message: &str| {
@@ -262,7 +269,11 @@ impl TrainConfig {
         check(t.grad_accum >= 1, "grad_accum", "must be at least 1");
         check(raw.optim.lr > 0.0 && raw.optim.lr.is_finite(), "lr", "must be a positive number");
         check((0.0..=1.0).contains(&raw.optim.min_lr_ratio), "min_lr_ratio", "must be within 0..=1");
-        check(raw.grpo.group >= 2 || t.stage == Stage::Sft, "group", "must be at least 2 (advantages compare completions)");
+        check(
+            raw.grpo.group >= 2 || t.stage == Stage::Sft,
+            "group",
+            "must be at least 2 (advantages compare completions)",
+        );
         check(raw.grpo.temperature > 0.0, "temperature", "must be above 0 (rollouts sample)");
         check(raw.grpo.top_p > 0.0 && raw.grpo.top_p <= 1.0, "top_p", "must be within (0, 1]");
         check(raw.grpo.max_completion >= 1, "max_completion", "must be at least 1");
@@ -275,7 +286,10 @@ impl TrainConfig {
             problems.at(
                 Some(t.stage_offset(&text)),
                 None,
-                format!("stage `sft` needs targets: {} does not exist (`enf data synth` writes them)", sft_targets.display()),
+                format!(
+                    "stage `sft` needs targets: {} does not exist (`enf data synth` writes them)",
+                    sft_targets.display()
+                ),
             );
         }
         problems.finish().map_err(|e| {

@@ -81,7 +81,9 @@ impl KvCache {
             .map(|layer| {
                 layer
                     .as_ref()
-                    .map(|(k, v)| Ok::<_, candle_core::Error>((k.repeat((times, 1, 1, 1))?, v.repeat((times, 1, 1, 1))?)))
+                    .map(|(k, v)| {
+                        Ok::<_, candle_core::Error>((k.repeat((times, 1, 1, 1))?, v.repeat((times, 1, 1, 1))?))
+                    })
                     .transpose()
             })
             .collect::<candle_core::Result<_>>()?;
@@ -192,12 +194,20 @@ impl Decoder {
         Ok(model)
     }
 
-    pub(super) fn assemble(config: DecoderConfig, w: &HashMap<&str, Tensor>, lora_scale: Option<f64>, dtype: DType) -> Self {
+    pub(super) fn assemble(
+        config: DecoderConfig,
+        w: &HashMap<&str, Tensor>,
+        lora_scale: Option<f64>,
+        dtype: DType,
+    ) -> Self {
         let get = |name: &str| w[name].clone();
         let linear = |prefix: String, bias: bool| Linear {
             weight: get(&format!("{prefix}.weight")),
             bias: (bias && config.family == DecoderFamily::Qwen2).then(|| get(&format!("{prefix}.bias"))),
-            lora: match (w.get(format!("{prefix}.lora_A.weight").as_str()), w.get(format!("{prefix}.lora_B.weight").as_str())) {
+            lora: match (
+                w.get(format!("{prefix}.lora_A.weight").as_str()),
+                w.get(format!("{prefix}.lora_B.weight").as_str()),
+            ) {
                 (Some(a), Some(b)) => Some((a.clone(), b.clone(), lora_scale.unwrap_or(1.0))),
                 _ => None,
             },
@@ -267,13 +277,16 @@ impl Decoder {
     /// Writes every weight as f32 with its Hugging Face name to `path`,
     /// adapters merged (`W + α/r · B·A`): a model directory's weights.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
-        let trainable: HashMap<&str, Tensor> = self.vars.iter().map(|(n, v)| (n.as_str(), v.as_detached_tensor())).collect();
+        let trainable: HashMap<&str, Tensor> =
+            self.vars.iter().map(|(n, v)| (n.as_str(), v.as_detached_tensor())).collect();
         let mut tensors = HashMap::new();
         for (name, weight) in &self.weights {
             let mut weight = weight.detach();
             if let (Some(lora), Some(prefix)) = (&self.lora, name.strip_suffix(".weight"))
-                && let (Some(a), Some(b)) =
-                    (trainable.get(format!("{prefix}.lora_A.weight").as_str()), trainable.get(format!("{prefix}.lora_B.weight").as_str()))
+                && let (Some(a), Some(b)) = (
+                    trainable.get(format!("{prefix}.lora_A.weight").as_str()),
+                    trainable.get(format!("{prefix}.lora_B.weight").as_str()),
+                )
             {
                 weight = (weight + (b.matmul(a)? * (lora.alpha / lora.rank as f64))?)?;
             }

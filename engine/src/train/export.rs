@@ -73,7 +73,8 @@ pub fn export(
     let body = toml::to_string(&table).map_err(|e| TrainError::file(&manifest_out, e))?;
     write_atomically(
         &manifest_out,
-        format!("# Written by `enf train` from {}: the trained weights in model/.\n{body}", manifest.display()).as_bytes(),
+        format!("# Written by `enf train` from {}: the trained weights in model/.\n{body}", manifest.display())
+            .as_bytes(),
     )?;
 
     let graph_text = std::fs::read_to_string(graph).map_err(|e| TrainError::file(graph, e))?;
@@ -91,7 +92,8 @@ pub fn export(
         trained.insert("manifest".into(), toml::Value::String("model.toml".into()));
         models.insert("trained".into(), toml::Value::Table(trained));
     }
-    let nodes = g.get_mut("nodes").and_then(|n| n.as_table_mut()).ok_or_else(|| TrainError::file(graph, "no [nodes]"))?;
+    let nodes =
+        g.get_mut("nodes").and_then(|n| n.as_table_mut()).ok_or_else(|| TrainError::file(graph, "no [nodes]"))?;
     for (name, spec) in nodes.iter_mut() {
         let Some(spec) = spec.as_table_mut() else { continue };
         if let Some(plugin) = spec.get("plugin").and_then(|p| p.as_str()).map(str::to_string) {

@@ -53,7 +53,8 @@ fn grpo_steps_raise_the_mean_reward_of_a_toy_task() {
     let config = config(steps);
     let settings = AdamWSettings { lr: config.optim.lr, ..AdamWSettings::default() };
     let mut optimizer = AdamW::new(settings, Schedule { warmup: 2, total: steps, min_ratio: 1.0 }, model.vars().len());
-    let sampling = SampleSettings { temperature: 1.0, top_p: 1.0, max_tokens: config.grpo.max_completion, ignore_eos: false };
+    let sampling =
+        SampleSettings { temperature: 1.0, top_p: 1.0, max_tokens: config.grpo.max_completion, ignore_eos: false };
     let prompts: [&[u32]; 2] = [&[257, 72, 105, 258, 10], &[257, 79, 107, 63, 258, 10]];
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let mut means = Vec::new();

@@ -76,5 +76,4 @@ impl Decoder {
         model.lora = Some(settings.clone());
         Ok(model)
     }
-
 }

@@ -39,9 +39,9 @@ use std::path::{Path, PathBuf};
 
 pub use config::{Stage, TrainConfig};
 pub use decoder::Decoder;
+pub use model_config::{DecoderConfig, DecoderFamily};
 pub use step::{ScoredRollout, StepLog, UpdateSettings, update};
 pub use trainer::{TrainOptions, TrainReport, train};
-pub use model_config::{DecoderConfig, DecoderFamily};
 
 /// Why training could not go on.
 #[derive(Debug, thiserror::Error)]

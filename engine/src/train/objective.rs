@@ -62,7 +62,11 @@ pub struct LossStats {
 /// `ρ = exp(logp − old)` and `k3 = exp(ref − logp) − (ref − logp) − 1`.
 /// Where the clipped term is the minimum it is a constant, so its token is
 /// left out of the gradient — exactly the derivative of the `min`.
-pub fn policy_loss(logprobs: &Tensor, targets: &TokenTargets<'_>, settings: &PolicyLoss) -> candle_core::Result<(Tensor, LossStats)> {
+pub fn policy_loss(
+    logprobs: &Tensor,
+    targets: &TokenTargets<'_>,
+    settings: &PolicyLoss,
+) -> candle_core::Result<(Tensor, LossStats)> {
     let dtype = logprobs.dtype();
     let device = logprobs.device();
     let values: Vec<f64> = logprobs.to_dtype(DType::F64)?.to_vec1::<f64>()?;
@@ -127,7 +131,13 @@ mod tests {
         assert!(group_advantages(&[], 1e-4).is_empty());
     }
 
-    fn loss_and_grad(logp: &[f64], old: &[f32], adv: &[f32], reference: Option<&[f32]>, beta: f64) -> (LossStats, Vec<f64>) {
+    fn loss_and_grad(
+        logp: &[f64],
+        old: &[f32],
+        adv: &[f32],
+        reference: Option<&[f32]>,
+        beta: f64,
+    ) -> (LossStats, Vec<f64>) {
         let var = Var::new(logp, &Device::Cpu).unwrap();
         let targets = TokenTargets { old_logprobs: old, ref_logprobs: reference, advantages: adv };
         let settings = PolicyLoss { clip_low: 0.2, clip_high: 0.28, beta };

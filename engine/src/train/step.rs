@@ -10,13 +10,13 @@ use candle_core::Tensor;
 
 use serde::Serialize;
 
+use super::TrainError;
 use super::config::{Grpo, Stage, TrainConfig};
 use super::decoder::Decoder;
 use super::objective::{PolicyLoss, TokenTargets, group_advantages, policy_loss, sft_loss};
-use super::optimizer::{AdamW, Accumulated};
+use super::optimizer::{Accumulated, AdamW};
 use super::rewards::RewardParts;
 use super::rollout::Rollout;
-use super::TrainError;
 
 /// A rollout with its reward.
 #[derive(Debug, Clone)]
@@ -117,7 +117,12 @@ pub fn update(
     config: &UpdateSettings,
     step: usize,
 ) -> Result<StepLog, TrainError> {
-    let mut log = StepLog { step: step + 1, stage: format!("{:?}", config.stage).to_lowercase(), groups: groups.len(), ..Default::default() };
+    let mut log = StepLog {
+        step: step + 1,
+        stage: format!("{:?}", config.stage).to_lowercase(),
+        groups: groups.len(),
+        ..Default::default()
+    };
     let all: Vec<&ScoredRollout> = groups.iter().flatten().collect();
     let rewards: Vec<f64> = all.iter().map(|s| s.parts.total()).collect();
     log.reward_mean = mean(rewards.iter().copied());
@@ -155,7 +160,8 @@ pub fn update(
 
     let started = Instant::now();
     let mut grads = Accumulated::default();
-    let settings = PolicyLoss { clip_low: config.grpo.clip_low, clip_high: config.grpo.clip_high, beta: config.grpo.beta };
+    let settings =
+        PolicyLoss { clip_low: config.grpo.clip_low, clip_high: config.grpo.clip_high, beta: config.grpo.beta };
     let mut totals = Totals::default();
     for micro_batch in trained.chunks(config.batch.max(1)) {
         let mut micro_loss: Option<Tensor> = None;
@@ -211,7 +217,10 @@ fn group_loss(
 ) -> Result<Option<Tensor>, TrainError> {
     let Some((first, _)) = group.first() else { return Ok(None) };
     if group.iter().any(|(r, _)| r.prompt != first.prompt) {
-        return Err(TrainError::Rollout(format!("item `{}`: a group's completions have different prompts", first.item_id)));
+        return Err(TrainError::Rollout(format!(
+            "item `{}`: a group's completions have different prompts",
+            first.item_id
+        )));
     }
     let completions: Vec<&[u32]> = group.iter().map(|(r, _)| r.completion.as_slice()).collect();
     if completions.iter().all(|c| c.is_empty()) {
@@ -236,7 +245,10 @@ fn group_loss(
         return Ok(Some(loss));
     }
     if old.len() != targets.len() {
-        return Err(TrainError::Rollout(format!("item `{}`: completions without their sampling log-probs", first.item_id)));
+        return Err(TrainError::Rollout(format!(
+            "item `{}`: completions without their sampling log-probs",
+            first.item_id
+        )));
     }
     let reference_logprobs = match reference {
         Some(reference) => {

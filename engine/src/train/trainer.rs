@@ -16,6 +16,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use tracing_indicatif::span_ext::IndicatifSpanExt;
 
+use super::TrainError;
 use super::chat::ChatTokenizer;
 use super::checkpoint::{self, CheckpointState};
 use super::config::{Stage, TrainConfig};
@@ -25,7 +26,6 @@ use super::generate::SampleSettings;
 use super::optimizer::{AdamW, AdamWSettings, Schedule};
 use super::rollout::{Answering, PolicyBackend, Rollout};
 use super::step::{ScoredRollout, update};
-use super::TrainError;
 use crate::data::{Dataset, Item};
 use crate::eval::rouge::ReasonScorer;
 use crate::eval::score;
@@ -88,7 +88,9 @@ fn step_items(count: usize, per_step: usize, step: usize, seed: u64) -> Vec<usiz
             let epoch = position / count;
             let order = orders.entry(epoch).or_insert_with(|| {
                 let mut order: Vec<usize> = (0..count).collect();
-                order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
+                    seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                ));
                 order
             });
             order[position % count]
@@ -191,8 +193,10 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
     let policy = Arc::new(PolicyBackend::new(&node.name, model.detached(), tokenizer.clone(), frozen));
     let registry = BackendRegistry::new();
     registry.put(&manifest, policy.clone()).await;
-    let pipeline_options = PipelineOptions { cache_dir: options.cache_dir.clone(), concurrency: 1, inference_cache: None };
-    let pipeline = Pipeline::build(graph, &registry, &pipeline_options).await.map_err(|e| TrainError::Config(e.to_string()))?;
+    let pipeline_options =
+        PipelineOptions { cache_dir: options.cache_dir.clone(), concurrency: 1, inference_cache: None };
+    let pipeline =
+        Pipeline::build(graph, &registry, &pipeline_options).await.map_err(|e| TrainError::Config(e.to_string()))?;
     let context = RunContext { pipeline: Arc::new(pipeline), frames: Arc::new(dataset) };
 
     let total = config.total_steps(items.len());
@@ -218,7 +222,9 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
     let mut log_file = open_log(&log, start)?;
 
     let span = tracing::info_span!("train", indicatif.pb_show = tracing::field::Empty);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} steps, {elapsed} elapsed, ETA {eta}") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} steps, {elapsed} elapsed, ETA {eta}")
+    {
         span.pb_set_style(&style);
     }
     span.pb_set_length(total as u64);
