@@ -15,6 +15,8 @@ use std::path::Path;
 use candle_core::{D, DType, Device, Tensor, Var};
 
 use super::TrainError;
+pub use super::kv_cache::KvCache;
+use super::kv_cache::{self, LayerKv};
 use super::lora::LoraSettings;
 use super::model_config::{DecoderConfig, DecoderFamily};
 
@@ -54,41 +56,6 @@ struct Layer {
     gate: Linear,
     up: Linear,
     down: Linear,
-}
-
-/// Keys and values of the positions seen so far, per layer (generation).
-#[derive(Default)]
-pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
-}
-
-impl KvCache {
-    /// Positions cached.
-    pub fn len(&self) -> usize {
-        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dims()[2])
-    }
-
-    /// Whether nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The same cache repeated `times` along the batch (one prompt, a group of samples).
-    pub fn repeat_batch(&self, times: usize) -> candle_core::Result<KvCache> {
-        let layers = self
-            .layers
-            .iter()
-            .map(|layer| {
-                layer
-                    .as_ref()
-                    .map(|(k, v)| {
-                        Ok::<_, candle_core::Error>((k.repeat((times, 1, 1, 1))?, v.repeat((times, 1, 1, 1))?))
-                    })
-                    .transpose()
-            })
-            .collect::<candle_core::Result<_>>()?;
-        Ok(KvCache { layers })
-    }
 }
 
 /// A decoder-only language model (see the module docs).
@@ -344,7 +311,7 @@ impl Decoder {
         x: &Tensor,
         rotary: &(Tensor, Tensor),
         mask: &Tensor,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        cache: Option<&mut Option<LayerKv>>,
     ) -> candle_core::Result<Tensor> {
         let (b, l, _) = x.dims3()?;
         let (hq, hkv, d) = (self.config.heads, self.config.kv_heads, self.config.head_dim);
@@ -355,25 +322,18 @@ impl Decoder {
         let (cos, sin) = (rotary.0.reshape((1, 1, l, d))?, rotary.1.reshape((1, 1, l, d))?);
         let q = (q.broadcast_mul(&cos)? + rotate_half(&q)?.broadcast_mul(&sin)?)?;
         let k = (k.broadcast_mul(&cos)? + rotate_half(&k)?.broadcast_mul(&sin)?)?;
-        let (k, v) = match cache {
-            Some(slot) => {
-                let (k, v) = match slot.take() {
-                    Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-                    None => (k, v),
-                };
-                *slot = Some((k.clone(), v.clone()));
-                (k, v)
-            }
-            None => (k, v),
+        let (k_t, v) = match cache {
+            Some(slot) => kv_cache::append(slot, k, v)?,
+            None => (k.t()?.contiguous()?, v.contiguous()?),
         };
-        let t = k.dim(2)?;
+        let t = v.dim(2)?;
         // Grouped-query attention by grouping the queries (no repeated K/V):
         // query head `j·groups + g` reads key/value head `j`.
         let q = q.contiguous()?.reshape((b, hkv, groups * l, d))?;
-        let scores = (q.matmul(&k.t()?.contiguous()?)? / (d as f64).sqrt())?;
+        let scores = (q.matmul(&k_t)? / (d as f64).sqrt())?;
         let scores = scores.reshape((b, hkv, groups, l, t))?.broadcast_add(mask)?;
         let weights = softmax_last(&scores)?.reshape((b, hkv, groups * l, t))?;
-        let out = weights.matmul(&v.contiguous()?)?.reshape((b, hq, l, d))?;
+        let out = weights.matmul(&v)?.reshape((b, hq, l, d))?;
         let out = out.transpose(1, 2)?.reshape((b, l, hq * d))?;
         a.o.forward(&out)
     }
@@ -390,10 +350,8 @@ impl Decoder {
         let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((ids.dim(0)?, l, self.config.hidden))?;
         let rotary = self.rotary(offset, l)?;
         let mask = self.mask(l, t, offset, key_valid)?;
-        if let Some(cache) = cache.as_deref_mut()
-            && cache.layers.len() != self.layers.len()
-        {
-            cache.layers = (0..self.layers.len()).map(|_| None).collect();
+        if let Some(cache) = cache.as_deref_mut() {
+            cache.ensure_layers(self.layers.len());
         }
         for (i, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);

@@ -1,6 +1,7 @@
 //! Sampling a group of completions for one prompt with the trainer's own
 //! decoder and a KV cache: the prompt is prefilled once, its cache repeated
-//! for the G samples, which then decode together as one batch. Each sample
+//! for the G samples into preallocated buffers written in place, and the
+//! samples then decode together as one batch. Each sample
 //! records its tokens and their log-probabilities under the policy (natural
 //! log, temperature 1 — the π_old of the GRPO ratio), seeded per call.
 
@@ -95,7 +96,7 @@ pub fn sample_group(
     let eos = &model.config.eos_tokens;
     let mut cache = KvCache::default();
     let first = model.step(&Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?, &mut cache)?;
-    let mut cache = cache.repeat_batch(count)?;
+    let mut cache = cache.repeat_batch_preallocated(count, prompt.len() + settings.max_tokens)?;
     let mut logits: Vec<Vec<f32>> = vec![first.to_dtype(DType::F32)?.squeeze(0)?.to_vec1::<f32>()?; count];
     for _ in 0..settings.max_tokens {
         let mut next = Vec::with_capacity(count);

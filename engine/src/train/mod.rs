@@ -25,6 +25,7 @@ pub mod config;
 pub mod decoder;
 pub mod export;
 pub mod generate;
+mod kv_cache;
 pub mod lora;
 pub mod model_config;
 pub mod objective;
