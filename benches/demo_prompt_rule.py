@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""What the Reason prompt of the training demonstration allows: a hand rule
+that sees exactly what the prompt shows — the candidate's title and the
+history digest's profile lines — and predicts negative when the title carries
+a reason class's words and the profile line for that class says "low" (or,
+for boredom, names the class). Its figures are the ceiling a model reading
+that prompt can reach on a data set (the oracle's ceiling uses the hidden
+traits as well).
+
+    python3 benches/demo_prompt_rule.py PREDICTIONS.jsonl DATA_DIR
+
+PREDICTIONS is any `enf run` of examples/train/demo-graph.toml over DATA_DIR
+(its `profile` node records carry the digest). The words are the task's
+keywords plus the demo graph's extra ones.
+"""
+import json
+import sys
+
+KEYWORDS = {
+    1: "negative vulgar values offensive violent scandal conflict controvers hateful brawl insult".split(),
+    2: "boring dull interest appeal slow repetitive uninteresting".split()
+    + ["hours of", "nothing happens", "rulebook", "uncut"],
+    3: "disturbing visual graphic gore blood uncomfortable gross scary gory injury surgery".split(),
+}
+FIELD = {1: "negativity_tolerance", 2: "bored_by", 3: "sensory_tolerance"}
+
+
+def main(predictions, data):
+    titles = {}
+    for line in open(f"{data}/videos.jsonl"):
+        video = json.loads(line)
+        titles[video["video_id"]] = (video.get("title") or "").lower()
+    truth = {}
+    for line in open(f"{data}/interactions.jsonl"):
+        i = json.loads(line)
+        truth[(i["user_id"], i["video_id"])] = (i["play_rate"] < 0.3 or i["disliked"], i.get("reason_class"))
+    tp = fp = fn = tn = classes_right = negatives = 0
+    for line in open(predictions):
+        record = json.loads(line)
+        profile = record["nodes"]["profile"]["output"]["profile"]
+        title = titles[record["video_id"]]
+        cls = next((c for c in (1, 2, 3) if any(w in title for w in KEYWORDS[c])), None)
+        predicted = cls is not None and profile[FIELD[cls]].startswith(("low", "boring"))
+        negative, true_class = truth[(record["user_id"], record["video_id"])]
+        tp += predicted and negative
+        fp += predicted and not negative
+        fn += negative and not predicted
+        tn += not predicted and not negative
+        if negative:
+            negatives += 1
+            classes_right += predicted and cls == true_class
+    precision = tp / max(1, tp + fp)
+    recall = tp / max(1, tp + fn)
+    f1 = 2 * precision * recall / max(1e-9, precision + recall)
+    print(f"prompt rule over {tp + fp + fn + tn} items: Acc {(tp + tn) / (tp + fp + fn + tn):.3f} "
+          f"P {precision:.3f} R {recall:.3f} F1 {f1:.3f} Class_Acc {classes_right / max(1, negatives):.3f} (n={negatives})")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
