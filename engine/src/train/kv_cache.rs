@@ -50,39 +50,33 @@ impl KvCache {
     /// The same cache repeated `times` along the batch (one prompt, a group
     /// of completions), still differentiable.
     pub fn repeat_batch(&self, times: usize) -> Result<KvCache> {
-        let layers = self
-            .layers
-            .iter()
-            .map(|layer| match layer {
-                None => Ok(None),
-                Some(LayerKv::Grown { k, v }) => {
-                    Ok(Some(LayerKv::Grown { k: k.repeat((times, 1, 1, 1))?, v: v.repeat((times, 1, 1, 1))? }))
-                }
-                Some(LayerKv::Buffer { .. }) => candle_core::bail!("a preallocated cache cannot be repeated"),
-            })
-            .collect::<Result<_>>()?;
-        Ok(KvCache { layers })
+        self.map_grown(|k, v| Ok(LayerKv::Grown { k: k.repeat((times, 1, 1, 1))?, v: v.repeat((times, 1, 1, 1))? }))
     }
 
     /// The same cache repeated `times` along the batch into preallocated
     /// buffers of `capacity` positions, for sampling without gradients.
     pub fn repeat_batch_preallocated(&self, times: usize, capacity: usize) -> Result<KvCache> {
+        self.map_grown(|k, v| {
+            let (_, heads, len, dim) = k.dims4()?;
+            if len > capacity {
+                candle_core::bail!("the cache holds {len} positions, more than its capacity {capacity}");
+            }
+            let k_t = Tensor::zeros((times, heads, dim, capacity), k.dtype(), k.device())?;
+            let buffer_v = Tensor::zeros((times, heads, capacity, dim), v.dtype(), v.device())?;
+            k_t.slice_set(&k.repeat((times, 1, 1, 1))?.t()?.contiguous()?, 3, 0)?;
+            buffer_v.slice_set(&v.repeat((times, 1, 1, 1))?.contiguous()?, 2, 0)?;
+            Ok(LayerKv::Buffer { k_t, v: buffer_v, len })
+        })
+    }
+
+    /// A new cache with `f` applied to every layer's grown keys and values.
+    fn map_grown(&self, f: impl Fn(&Tensor, &Tensor) -> Result<LayerKv>) -> Result<KvCache> {
         let layers = self
             .layers
             .iter()
             .map(|layer| match layer {
                 None => Ok(None),
-                Some(LayerKv::Grown { k, v }) => {
-                    let (_, heads, len, dim) = k.dims4()?;
-                    if len > capacity {
-                        candle_core::bail!("the cache holds {len} positions, more than its capacity {capacity}");
-                    }
-                    let k_t = Tensor::zeros((times, heads, dim, capacity), k.dtype(), k.device())?;
-                    let buffer_v = Tensor::zeros((times, heads, capacity, dim), v.dtype(), v.device())?;
-                    k_t.slice_set(&k.repeat((times, 1, 1, 1))?.t()?.contiguous()?, 3, 0)?;
-                    buffer_v.slice_set(&v.repeat((times, 1, 1, 1))?.contiguous()?, 2, 0)?;
-                    Ok(Some(LayerKv::Buffer { k_t, v: buffer_v, len }))
-                }
+                Some(LayerKv::Grown { k, v }) => f(k, v).map(Some),
                 Some(LayerKv::Buffer { .. }) => candle_core::bail!("a preallocated cache cannot be repeated"),
             })
             .collect::<Result<_>>()?;

@@ -100,7 +100,9 @@ fn step_items(count: usize, per_step: usize, step: usize, seed: u64) -> Vec<usiz
 
 fn fingerprint(config: &TrainConfig) -> Result<String, TrainError> {
     use sha2::Digest;
-    let text = std::fs::read(&config.path).map_err(|e| TrainError::file(&config.path, e))?;
+    let mut text = std::fs::read(&config.path).map_err(|e| TrainError::file(&config.path, e))?;
+    // The seed may come from `--seed` rather than the file.
+    text.extend_from_slice(&config.seed.to_le_bytes());
     Ok(hex::encode(sha2::Sha256::digest(&text))[..16].to_string())
 }
 
@@ -213,7 +215,10 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
     if let Some(dir) = existing {
         let state = checkpoint::load(&dir, &model, &mut optimizer)?;
         if state.config_fingerprint != fingerprint {
-            tracing::warn!("the configuration changed since {} was written; resuming anyway", dir.display());
+            tracing::warn!(
+                "the configuration or the seed changed since {} was written; resuming anyway",
+                dir.display()
+            );
         }
         start = state.step;
         tracing::info!(step = start, "resumed from {}", dir.display());
