@@ -197,7 +197,7 @@ impl TrainConfig {
             .map_err(|e| TrainError::Config(format!("{}: {}", path.display(), describe_toml_error(&text, &e))))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut problems = Problems::new(path, &text);
-        let resolve = |s: &Spanned<String>| base.join(s.get_ref());
+        let resolve = |s: &Spanned<String>| tidy(&base.join(s.get_ref()));
         let t = &raw.train;
         let graph = resolve(&t.graph);
         if !graph.is_file() {
@@ -337,5 +337,37 @@ impl TrainConfig {
 impl RawTrain {
     fn stage_offset(&self, text: &str) -> usize {
         text.find("stage").unwrap_or(0)
+    }
+}
+
+/// `path` with `.` dropped and each `..` folded into the component before it
+/// (`examples/train/../../target/x` → `target/x`), so the paths the trainer
+/// prints and writes read as a user would write them. Leading `..` stay.
+fn tidy(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() { PathBuf::from(".") } else { out.iter().collect() }
+}
+
+#[cfg(test)]
+mod tidy_tests {
+    use super::*;
+
+    #[test]
+    fn parent_components_fold_into_the_ones_before() {
+        assert_eq!(tidy(Path::new("examples/train/../../target/x")), PathBuf::from("target/x"));
+        assert_eq!(tidy(Path::new("./a/./b")), PathBuf::from("a/b"));
+        assert_eq!(tidy(Path::new("../../m")), PathBuf::from("../../m"));
+        assert_eq!(tidy(Path::new("/w/a/../b")), PathBuf::from("/w/b"));
+        assert_eq!(tidy(Path::new("a/..")), PathBuf::from("."));
     }
 }
