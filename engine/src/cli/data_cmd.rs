@@ -103,7 +103,7 @@ pub fn run(command: DataCommand) -> anyhow::Result<ExitCode> {
                 enf::data::Dataset::load(&dir).with_context(|| format!("cannot use data set {}", dir.display()))?;
             let records = enf::data::baseline::predictions(&dataset, kind, seed)
                 .with_context(|| format!("cannot build items from {}", dir.display()))?;
-            enf::data::baseline::write(&out, &records).with_context(|| format!("cannot write {}", out.display()))?;
+            enf::data::baseline::write(&out, &records).map_err(|p| anyhow::anyhow!("{p}"))?;
             println!("wrote {}: {} predictions", out.display(), records.len());
             Ok(ExitCode::SUCCESS)
         }

@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use super::{DataError, Dataset};
+use super::{DataError, DataProblem, Dataset};
 use crate::run::{ItemRecord, NodeRecord, Usage};
 
 /// A trivial predictor.
@@ -86,14 +86,9 @@ fn most_frequent_class(dataset: &Dataset) -> Option<u32> {
     task.classes.iter().map(|c| c.id).rev().max_by_key(|&id| count(id))
 }
 
-/// Writes `records` to `path` as JSONL.
-pub fn write(path: &Path, records: &[ItemRecord]) -> std::io::Result<()> {
-    let mut text = String::new();
-    for record in records {
-        text.push_str(&serde_json::to_string(record).map_err(std::io::Error::other)?);
-        text.push('\n');
-    }
-    std::fs::write(path, text)
+/// Writes `records` to `path` as a predictions file (JSONL).
+pub fn write(path: &Path, records: &[ItemRecord]) -> Result<(), DataProblem> {
+    super::write_jsonl(path, records)
 }
 
 #[cfg(test)]

@@ -78,6 +78,18 @@ pub struct Dataset {
     pub task: Task,
 }
 
+/// Writes `lines` to `path` as JSONL (one compact JSON document per line).
+pub(crate) fn write_jsonl<T: serde::Serialize>(path: &Path, lines: &[T]) -> Result<(), DataProblem> {
+    use std::io::Write;
+    let problem = |e: &dyn fmt::Display| DataProblem { file: path.to_path_buf(), line: None, message: e.to_string() };
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| problem(&e))?);
+    for line in lines {
+        serde_json::to_writer(&mut file, line).map_err(|e| problem(&e))?;
+        file.write_all(b"\n").map_err(|e| problem(&e))?;
+    }
+    file.flush().map_err(|e| problem(&e))
+}
+
 pub(crate) fn read_jsonl<T: serde::de::DeserializeOwned>(
     path: &Path,
     problems: &mut Vec<DataProblem>,

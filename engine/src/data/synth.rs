@@ -12,7 +12,6 @@
 //! drawn from the planted cause. A little noise keeps it from being trivial.
 //! The last three interactions of each user are the items to predict.
 
-use std::io::Write;
 use std::path::Path;
 
 use enf_kit::task::Task;
@@ -170,14 +169,6 @@ fn frame(video: &Video, index: usize) -> RgbImage {
 
 fn problem(path: &Path, e: impl std::fmt::Display) -> DataProblem {
     DataProblem { file: path.to_path_buf(), line: None, message: e.to_string() }
-}
-
-fn write_lines(path: &Path, lines: &[serde_json::Value]) -> Result<(), DataProblem> {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| problem(path, e))?);
-    for line in lines {
-        writeln!(file, "{line}").map_err(|e| problem(path, e))?;
-    }
-    file.flush().map_err(|e| problem(path, e))
 }
 
 /// The chain-of-thought answer a cold start teaches for one item, in the
@@ -385,12 +376,12 @@ pub fn synthesize(dir: &Path, users: usize, seed: u64) -> Result<SynthSummary, D
     let items: Vec<serde_json::Value> = items.into_iter().map(|(i, _)| i).collect();
     summary.interactions = interactions.len();
 
-    write_lines(&dir.join("users.jsonl"), &user_lines)?;
-    write_lines(&dir.join("videos.jsonl"), &video_lines)?;
-    write_lines(&dir.join("interactions.jsonl"), &interactions)?;
-    write_lines(&dir.join("items.jsonl"), &items)?;
-    write_lines(&dir.join("sft.jsonl"), &targets)?;
-    write_lines(&dir.join("oracle.jsonl"), &oracle)?;
+    super::write_jsonl(&dir.join("users.jsonl"), &user_lines)?;
+    super::write_jsonl(&dir.join("videos.jsonl"), &video_lines)?;
+    super::write_jsonl(&dir.join("interactions.jsonl"), &interactions)?;
+    super::write_jsonl(&dir.join("items.jsonl"), &items)?;
+    super::write_jsonl(&dir.join("sft.jsonl"), &targets)?;
+    super::write_jsonl(&dir.join("oracle.jsonl"), &oracle)?;
     let task = toml::to_string(&Task::default()).map_err(|e| problem(dir, e))?;
     let config = format!(
         "# Task configuration of this data set: which play rate is an implicit\n# negative, and the reason classes (the paper's three).\n{task}"
