@@ -28,19 +28,41 @@ pub struct DigestConfig {
 pub struct ClassEvidence {
     /// The task's class id.
     pub id: u32,
-    /// `negativity_tolerance`, `sensory_tolerance`, `bored_by` or `values`.
-    pub field: String,
+    /// The profile field it fills.
+    pub field: ProfileField,
     /// Words (matched case-insensitively inside titles) besides the task's keywords.
     #[serde(default)]
     pub keywords: Vec<String>,
+}
+
+/// A field of [`Profile`] the digest can fill (named as in the profile:
+/// `negativity_tolerance`, `sensory_tolerance`, `bored_by`, `values`; any
+/// other name is refused with the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileField {
+    /// How the user takes negative events.
+    NegativityTolerance,
+    /// How the user takes disturbing visuals.
+    SensoryTolerance,
+    /// What bores the user.
+    BoredBy,
+    /// What the user values.
+    Values,
 }
 
 impl Default for DigestConfig {
     /// The paper's three classes: negative content → negativity tolerance,
     /// boring → what bores the user, visually disturbing → sensory tolerance.
     fn default() -> Self {
-        let class = |id, field: &str| ClassEvidence { id, field: field.into(), keywords: Vec::new() };
-        Self { classes: vec![class(1, "negativity_tolerance"), class(2, "bored_by"), class(3, "sensory_tolerance")] }
+        let class = |id, field| ClassEvidence { id, field, keywords: Vec::new() };
+        Self {
+            classes: vec![
+                class(1, ProfileField::NegativityTolerance),
+                class(2, ProfileField::BoredBy),
+                class(3, ProfileField::SensoryTolerance),
+            ],
+        }
     }
 }
 
@@ -80,13 +102,13 @@ pub fn digest(history: &[Value], task: &Task, config: &DigestConfig) -> Profile 
     let mut summary = Vec::new();
     for (class, tally) in config.classes.iter().zip(&tallies) {
         let name = task.class(class.id).map_or("such", |t| t.name.as_str());
-        let text = describe(&class.field, name, *tally);
+        let text = describe(class.field, name, *tally);
         summary.push(format!("{name}: {text}"));
-        let slot = match class.field.as_str() {
-            "negativity_tolerance" => &mut profile.negativity_tolerance,
-            "sensory_tolerance" => &mut profile.sensory_tolerance,
-            "bored_by" => &mut profile.bored_by,
-            _ => &mut profile.values,
+        let slot = match class.field {
+            ProfileField::NegativityTolerance => &mut profile.negativity_tolerance,
+            ProfileField::SensoryTolerance => &mut profile.sensory_tolerance,
+            ProfileField::BoredBy => &mut profile.bored_by,
+            ProfileField::Values => &mut profile.values,
         };
         *slot = text;
     }
@@ -95,8 +117,8 @@ pub fn digest(history: &[Value], task: &Task, config: &DigestConfig) -> Profile 
 }
 
 /// "low (skipped 2 of 2 such videos)", or for what bores the user
-/// "boring videos (skipped 2 of 2 seen)".
-fn describe(field: &str, class_name: &str, tally: Tally) -> String {
+/// "boring videos (skipped 2 of 2 such videos)".
+fn describe(field: ProfileField, class_name: &str, tally: Tally) -> String {
     let Tally { seen, rejected } = tally;
     let evidence = format!("skipped {rejected} of {seen} such videos");
     let level = if seen == 0 {
@@ -108,7 +130,7 @@ fn describe(field: &str, class_name: &str, tally: Tally) -> String {
     } else {
         "mixed"
     };
-    if field == "bored_by" {
+    if field == ProfileField::BoredBy {
         let verdict = if level == "low" { class_name.to_string() } else { format!("not {class_name}") };
         format!("{verdict} videos ({evidence})")
     } else {
@@ -177,5 +199,13 @@ mod tests {
     fn unknown_config_keys_are_refused() {
         let result: Result<DigestConfig, _> = serde_json::from_value(json!({ "clases": [] }));
         assert!(result.is_err());
+    }
+
+    #[test]
+    fn an_unknown_profile_field_is_refused_not_written_elsewhere() {
+        let result: Result<DigestConfig, _> =
+            serde_json::from_value(json!({ "classes": [{ "id": 1, "field": "negativity_tolernace" }] }));
+        let error = result.unwrap_err().to_string();
+        assert!(error.contains("negativity_tolernace"), "{error}");
     }
 }
