@@ -83,14 +83,13 @@ struct User {
     impatient: bool,
 }
 
+/// Titles that say nothing of the video: a fifth of the videos get one.
+const VAGUE_TITLES: &[&str] = &["Wow!", "Part 3", "Must see", "Today's clip", "Unbelievable", "Watch this"];
+
 fn title(rng: &mut StdRng, category: usize, cause: Cause) -> String {
     // A fifth of the videos have titles that say nothing: only their frames tell.
     if rng.random_bool(0.2) {
-        return ["Wow!", "Part 3", "Must see", "Today's clip", "Unbelievable", "Watch this"]
-            .choose(rng)
-            .copied()
-            .unwrap_or("Wow!")
-            .to_string();
+        return VAGUE_TITLES.choose(rng).copied().unwrap_or("Wow!").to_string();
     }
     let (name, _) = CATEGORIES[category];
     let subject = SUBJECTS[category];
@@ -172,44 +171,51 @@ fn problem(path: &Path, e: impl std::fmt::Display) -> DataProblem {
 }
 
 /// The chain-of-thought answer a cold start teaches for one item, in the
-/// agents' `<think>…</think><answer>…</answer>` form: the reasoning a reader
-/// of the user and the video could make, built from what was planted (the
-/// video's cause meeting the user's trait, or the video lying outside their
-/// interests), and the true verdict.
-fn sft_target(user: &User, video: &Video, planted: Option<Cause>) -> String {
+/// agents' `<think>…</think><answer>…</answer>` form. Its verdict is the
+/// oracle's — the video's planted cause meeting the user's hidden trait
+/// (`cause`), never the generator's random draws, which no reader of the
+/// prompt could foresee — and its reasoning names what the Reason agent's
+/// prompt shows: the cue in the title and the user's tolerance for that
+/// kind of video, the line the history digest writes. A video whose cause
+/// the user tolerates says so, so the trait × cause interaction is taught
+/// from both sides; short on purpose, so the verdict weighs in the loss.
+fn sft_target(user: &User, video: &Video, cause: Option<Cause>) -> String {
     let (category, _) = CATEGORIES[video.category];
-    let interests: Vec<&str> = user.interests.iter().map(|&c| CATEGORIES[c].0).collect();
-    let interest = if user.interests.contains(&video.category) {
-        format!("The video is about {category}, one of the user's interests ({}).", interests.join(", "))
-    } else {
-        format!("The video is about {category}, outside the user's interests ({}).", interests.join(", "))
-    };
-    let (think, answer) = match planted {
-        Some(Cause::NegativeEvent) => (
-            format!(
-                "{interest} It shows conflict and hostile behaviour, and this user has little tolerance for negative events."
-            ),
-            "negative: 1".to_string(),
-        ),
-        Some(Cause::Disturbing) => (
-            format!(
-                "{interest} It shows graphic, disturbing images, and this user has a low tolerance for such visuals."
-            ),
-            "negative: 3".to_string(),
-        ),
-        Some(Cause::Dull | Cause::None) => {
-            let why = if video.cause == Cause::Dull && user.impatient {
-                "It is long and nothing happens, and this user is impatient with dull content."
+    let (cue, trait_line) = match video.cause {
+        Cause::NegativeEvent => (
+            "The title reports conflict or hostility, a negative event.",
+            if user.low_negativity_tolerance {
+                "The user's negativity tolerance is low: they skip such videos."
             } else {
-                "It has no appeal for this user, who would find it boring."
-            };
-            (format!("{interest} {why}"), "negative: 2".to_string())
-        }
-        None => {
-            (format!("{interest} It contains nothing this user rejects, so they would watch it."), "like".to_string())
-        }
+                "The user's negativity tolerance is high: such videos do not put them off."
+            },
+        ),
+        Cause::Dull => (
+            "The title promises long footage where nothing happens.",
+            if user.impatient {
+                "The user is bored by such videos and skips them."
+            } else {
+                "The user is not bored by such videos."
+            },
+        ),
+        Cause::Disturbing => (
+            "The title shows graphic, gory images.",
+            if user.low_sensory_tolerance {
+                "The user's sensory tolerance is low: they skip such videos."
+            } else {
+                "The user's sensory tolerance is high: such images do not put them off."
+            },
+        ),
+        Cause::None => ("Nothing in the title is hostile, dull or graphic.", ""),
     };
-    format!("<think>{think}</think><answer>{answer}</answer>")
+    let answer = match cause.and_then(Cause::class) {
+        Some(class) => format!("negative: {class}"),
+        None => "like".to_string(),
+    };
+    let cue =
+        if VAGUE_TITLES.contains(&video.title.as_str()) { "The title says little about what it shows." } else { cue };
+    let think = format!("A {category} video. {cue} {trait_line}");
+    format!("<think>{}</think><answer>{answer}</answer>", think.trim_end())
 }
 
 /// The video's planted cause when it meets the user's hidden trait: the
@@ -365,7 +371,7 @@ pub fn synthesize(dir: &Path, users: usize, seed: u64) -> Result<SynthSummary, D
             if n >= WATCHED_PER_USER - ITEMS_PER_USER {
                 items.push((json!({ "user_id": user.id, "video_id": video.id }), planted.is_some()));
                 let item_id = format!("{}/{}", user.id, video.id);
-                let target = sft_target(user, video, planted);
+                let target = sft_target(user, video, cause_meeting_trait(user, video));
                 targets.push(json!({ "item_id": item_id, "target": target }));
                 oracle.push(oracle_record(&item_id, user, video));
             }
@@ -388,4 +394,57 @@ pub fn synthesize(dir: &Path, users: usize, seed: u64) -> Result<SynthSummary, D
     );
     std::fs::write(dir.join("dataset.toml"), config).map_err(|e| problem(&dir.join("dataset.toml"), e))?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(low_negativity_tolerance: bool) -> User {
+        User {
+            id: "u1".into(),
+            interests: vec![0],
+            low_negativity_tolerance,
+            low_sensory_tolerance: false,
+            impatient: false,
+        }
+    }
+
+    fn video(cause: Cause, title: &str) -> Video {
+        Video { id: "v1".into(), category: 7, cause, title: title.into(), duration_s: 60.0 }
+    }
+
+    #[test]
+    fn a_cause_meeting_the_trait_is_taught_as_its_class_with_the_cue_and_the_trait() {
+        let (u, v) = (user(true), video(Cause::NegativeEvent, "Brawl breaks out at news event"));
+        let target = sft_target(&u, &v, cause_meeting_trait(&u, &v));
+        assert!(target.ends_with("<answer>negative: 1</answer>"), "{target}");
+        assert!(target.contains("conflict") && target.contains("tolerance is low"), "{target}");
+    }
+
+    #[test]
+    fn a_tolerated_cause_is_taught_as_liked_naming_the_tolerance() {
+        let (u, v) = (user(false), video(Cause::NegativeEvent, "Brawl breaks out at news event"));
+        let target = sft_target(&u, &v, cause_meeting_trait(&u, &v));
+        assert!(target.ends_with("<answer>like</answer>"), "{target}");
+        assert!(target.contains("conflict") && target.contains("tolerance is high"), "{target}");
+    }
+
+    #[test]
+    fn a_vague_title_is_not_said_to_show_a_cue() {
+        let (u, v) = (user(true), video(Cause::NegativeEvent, "Wow!"));
+        let target = sft_target(&u, &v, cause_meeting_trait(&u, &v));
+        assert!(target.contains("says little") && !target.contains("conflict"), "{target}");
+        assert!(target.ends_with("<answer>negative: 1</answer>"), "the oracle's verdict: {target}");
+    }
+
+    #[test]
+    fn a_video_without_a_cause_is_liked_without_a_trait_line() {
+        let (u, v) = (user(true), video(Cause::None, "Top 5 news moments this week"));
+        let target = sft_target(&u, &v, cause_meeting_trait(&u, &v));
+        assert_eq!(
+            target,
+            "<think>A news video. Nothing in the title is hostile, dull or graphic.</think><answer>like</answer>"
+        );
+    }
 }
