@@ -73,6 +73,67 @@ fn tiny_vl_answers_with_frames_and_batching_changes_nothing() {
     assert_eq!(answers(&batched), answers(&one_by_one), "greedy answers do not depend on batching");
 }
 
+/// The patched engine's step profile (`ENF_STEP_PROFILE`, for GPU
+/// profiling, docs/benchmarks.md) on tiny-vl: one line per engine step, every
+/// phase of the step and of the model's forward timed, and at level 2 the
+/// decoder layers split, batch size and prefill/decode told apart.
+#[test]
+fn the_step_profile_times_every_phase_of_prefill_and_decode_steps() {
+    let ws = Workspace::new();
+    let manifest = tiny_vl(&ws, "");
+    let output = ws
+        .enf_command(&[
+            "bench",
+            "inference",
+            manifest.to_str().unwrap(),
+            "--shape",
+            "2:1:224",
+            "--new-tokens",
+            "4",
+            "--repeat",
+            "1",
+        ])
+        .env("ENF_STEP_PROFILE", "2")
+        .output()
+        .expect("running enf");
+    assert!(output.status.success(), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let steps: Vec<Value> = stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("ENF_STEP_PROFILE "))
+        .map(|json| serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}")))
+        .collect();
+    let prefill: Vec<&Value> = steps.iter().filter(|s| s["prompt"] == true).collect();
+    let decode: Vec<&Value> = steps.iter().filter(|s| s["prompt"] == false).collect();
+    assert!(!prefill.is_empty() && !decode.is_empty(), "{stderr}");
+    assert!(decode.iter().any(|s| s["batch"] == 2), "two requests decode together: {stderr}");
+    for step in prefill.iter().chain(&decode) {
+        let phases = step["phases"].as_object().unwrap();
+        for phase in
+            ["inputs", "embed_and_vision", "positions", "layer.attention", "layer.mlp", "lm_head", "sample_and_respond"]
+        {
+            assert!(phases.get(phase).and_then(Value::as_f64).is_some_and(|ms| ms >= 0.0), "{phase} in {step}");
+        }
+        let sum: f64 = phases.values().filter_map(Value::as_f64).sum();
+        let total = step["step_ms"].as_f64().unwrap();
+        assert!((sum - total).abs() <= 0.05 * total + 0.05, "phases add up to the step: {sum} vs {total} in {step}");
+    }
+    // Off by default: no profile lines.
+    let plain = ws.enf(&[
+        "bench",
+        "inference",
+        manifest.to_str().unwrap(),
+        "--shape",
+        "1:0:0",
+        "--new-tokens",
+        "2",
+        "--repeat",
+        "1",
+    ]);
+    assert!(plain.status.success(), "{}", text(&plain));
+    assert!(!String::from_utf8_lossy(&plain.stderr).contains("ENF_STEP_PROFILE"));
+}
+
 #[test]
 fn tiny_vl_serves_text_only_and_image_requests_side_by_side() {
     let ws = Workspace::new();
