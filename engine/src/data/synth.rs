@@ -173,13 +173,13 @@ fn problem(path: &Path, e: impl std::fmt::Display) -> DataProblem {
 /// The chain-of-thought answer a cold start teaches for one item, in the
 /// agents' `<think>…</think><answer>…</answer>` form. Its verdict is the
 /// oracle's — the video's planted cause meeting the user's hidden trait
-/// (`cause`), never the generator's random draws, which no reader of the
+/// ([`cause_meeting_trait`]), never the generator's random draws, which no reader of the
 /// prompt could foresee — and its reasoning names what the Reason agent's
 /// prompt shows: the cue in the title and the user's tolerance for that
 /// kind of video, the line the history digest writes. A video whose cause
 /// the user tolerates says so, so the trait × cause interaction is taught
 /// from both sides; short on purpose, so the verdict weighs in the loss.
-fn sft_target(user: &User, video: &Video, cause: Option<Cause>) -> String {
+fn sft_target(user: &User, video: &Video) -> String {
     let (category, _) = CATEGORIES[video.category];
     let (cue, trait_line) = match video.cause {
         Cause::NegativeEvent => (
@@ -208,7 +208,7 @@ fn sft_target(user: &User, video: &Video, cause: Option<Cause>) -> String {
         ),
         Cause::None => ("Nothing in the title is hostile, dull or graphic.", ""),
     };
-    let answer = match cause.and_then(Cause::class) {
+    let answer = match cause_meeting_trait(user, video).and_then(Cause::class) {
         Some(class) => format!("negative: {class}"),
         None => "like".to_string(),
     };
@@ -238,7 +238,7 @@ fn oracle_record(item_id: &str, user: &User, video: &Video) -> serde_json::Value
     let verdict = Verdict {
         attitude: if cause.is_some() { Attitude::Negative } else { Attitude::Like },
         reason_class: cause.and_then(Cause::class),
-        reason: sft_target(user, video, cause),
+        reason: sft_target(user, video),
         guessed: false,
         notes: Vec::new(),
     };
@@ -371,7 +371,7 @@ pub fn synthesize(dir: &Path, users: usize, seed: u64) -> Result<SynthSummary, D
             if n >= WATCHED_PER_USER - ITEMS_PER_USER {
                 items.push((json!({ "user_id": user.id, "video_id": video.id }), planted.is_some()));
                 let item_id = format!("{}/{}", user.id, video.id);
-                let target = sft_target(user, video, cause_meeting_trait(user, video));
+                let target = sft_target(user, video);
                 targets.push(json!({ "item_id": item_id, "target": target }));
                 oracle.push(oracle_record(&item_id, user, video));
             }
@@ -417,7 +417,7 @@ mod tests {
     #[test]
     fn a_cause_meeting_the_trait_is_taught_as_its_class_with_the_cue_and_the_trait() {
         let (u, v) = (user(true), video(Cause::NegativeEvent, "Brawl breaks out at news event"));
-        let target = sft_target(&u, &v, cause_meeting_trait(&u, &v));
+        let target = sft_target(&u, &v);
         assert!(target.ends_with("<answer>negative: 1</answer>"), "{target}");
         assert!(target.contains("conflict") && target.contains("tolerance is low"), "{target}");
     }
@@ -425,7 +425,7 @@ mod tests {
     #[test]
     fn a_tolerated_cause_is_taught_as_liked_naming_the_tolerance() {
         let (u, v) = (user(false), video(Cause::NegativeEvent, "Brawl breaks out at news event"));
-        let target = sft_target(&u, &v, cause_meeting_trait(&u, &v));
+        let target = sft_target(&u, &v);
         assert!(target.ends_with("<answer>like</answer>"), "{target}");
         assert!(target.contains("conflict") && target.contains("tolerance is high"), "{target}");
     }
@@ -433,7 +433,7 @@ mod tests {
     #[test]
     fn a_vague_title_is_not_said_to_show_a_cue() {
         let (u, v) = (user(true), video(Cause::NegativeEvent, "Wow!"));
-        let target = sft_target(&u, &v, cause_meeting_trait(&u, &v));
+        let target = sft_target(&u, &v);
         assert!(target.contains("says little") && !target.contains("conflict"), "{target}");
         assert!(target.ends_with("<answer>negative: 1</answer>"), "the oracle's verdict: {target}");
     }
@@ -441,7 +441,7 @@ mod tests {
     #[test]
     fn a_video_without_a_cause_is_liked_without_a_trait_line() {
         let (u, v) = (user(true), video(Cause::None, "Top 5 news moments this week"));
-        let target = sft_target(&u, &v, cause_meeting_trait(&u, &v));
+        let target = sft_target(&u, &v);
         assert_eq!(
             target,
             "<think>A news video. Nothing in the title is hostile, dull or graphic.</think><answer>like</answer>"
