@@ -123,6 +123,8 @@ fn sgrpo_steps_roll_out_through_the_agent_and_log_every_reward_part() {
         "completion_len_max",
         "truncated_frac",
         "entropy",
+        "rollout_entropy",
+        "groups_drawn",
         "grad_norm",
         "lr",
         "tokens_per_s",
@@ -134,6 +136,34 @@ fn sgrpo_steps_roll_out_through_the_agent_and_log_every_reward_part() {
     assert!(log[0]["completion_len_max"].as_u64().unwrap() <= 12);
     // A random model's judgements are right about as often as not: some reward is earned.
     assert!(log.iter().any(|l| l["reward_judge"].as_f64().unwrap() > 0.0), "{log:?}");
+}
+
+#[test]
+fn dynamic_sampling_draws_more_items_when_groups_score_alike_and_logs_them_all() {
+    let ws = Workspace::new();
+    let (graph, data) = setup(&ws);
+    // Every reward weighted 0: every group scores alike, so the step draws all
+    // the items it may (3 × its one) and still trains one group.
+    let cfg = config(
+        &ws,
+        "dapo",
+        &graph,
+        &data,
+        "stage = \"sgrpo\"\nsteps = 1\nseed = 4\n[grpo]\ngroup = 3\nmax_completion = 6\nbeta = 0.04\ndynamic_sampling = 3\n\
+         [rewards]\nformat = 0.0\njudge = 0.0\nclass = 0.0\nreason = 0.0\n",
+    );
+    let output = ws.enf(&["train", cfg.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    let log = log_lines(&ws.path("out-dapo/train-log.jsonl"));
+    assert_eq!(log[0]["groups_drawn"], 3, "{}", log[0]);
+    assert_eq!(log[0]["groups"], 1, "a step trains its share, filled from the set-aside groups: {}", log[0]);
+    assert_eq!(log[0]["frac_reward_zero_std"], 1.0, "{}", log[0]);
+    assert!(log[0]["rollout_entropy"].as_f64().unwrap() > 0.0, "a random model samples with entropy: {}", log[0]);
+
+    let bad = config(&ws, "dapo-bad", &graph, &data, "stage = \"sgrpo\"\nsteps = 1\n[grpo]\ndynamic_sampling = 0\n");
+    let output = ws.enf(&["train", bad.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("dynamic_sampling"), "{}", text(&output));
 }
 
 #[test]

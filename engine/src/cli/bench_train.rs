@@ -83,6 +83,7 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<ExitCode> {
                     truncated: !s.finished,
                     completion: s.tokens,
                     logprobs: s.logprobs,
+                    sampling_entropy: s.entropy_sum,
                     text: String::new(),
                 },
             })

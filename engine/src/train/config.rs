@@ -138,11 +138,24 @@ pub struct Grpo {
     pub clip_high: f64,
     /// KL coefficient; 0 loads no reference model.
     pub beta: f64,
+    /// Dynamic sampling (DAPO): a step may draw up to this many times its
+    /// share of items, setting aside groups whose rewards are all equal
+    /// until it has its share of groups with spread; 1 turns it off.
+    pub dynamic_sampling: usize,
 }
 
 impl Default for Grpo {
     fn default() -> Self {
-        Self { group: 8, temperature: 1.0, top_p: 1.0, max_completion: 256, clip_low: 0.2, clip_high: 0.28, beta: 0.0 }
+        Self {
+            group: 8,
+            temperature: 1.0,
+            top_p: 1.0,
+            max_completion: 256,
+            clip_low: 0.2,
+            clip_high: 0.28,
+            beta: 0.0,
+            dynamic_sampling: 1,
+        }
     }
 }
 
@@ -280,6 +293,7 @@ impl TrainConfig {
         check(raw.grpo.clip_low > 0.0 && raw.grpo.clip_low < 1.0, "clip_low", "must be within (0, 1)");
         check(raw.grpo.clip_high > 0.0, "clip_high", "must be above 0");
         check(raw.grpo.beta >= 0.0, "beta", "must be 0 or more");
+        check(raw.grpo.dynamic_sampling >= 1, "dynamic_sampling", "must be at least 1 (1: off)");
         check(t.checkpoint_every != Some(0), "checkpoint_every", "must be at least 1");
         let sft_targets = data.join(&t.sft_targets);
         if t.stage == Stage::Sft && data.is_dir() && !sft_targets.is_file() {

@@ -3,7 +3,8 @@
 //! for the G samples into preallocated buffers written in place, and the
 //! samples then decode together as one batch. Each sample
 //! records its tokens and their log-probabilities under the policy (natural
-//! log, temperature 1 — the π_old of the GRPO ratio), seeded per call.
+//! log, temperature 1 — the π_old of the GRPO ratio) and the policy's
+//! entropy where each was drawn, seeded per call.
 
 use candle_core::{DType, Device, Tensor};
 use rand::Rng;
@@ -31,6 +32,9 @@ pub struct Sample {
     pub tokens: Vec<u32>,
     /// Log-probability of each token under the policy (temperature 1).
     pub logprobs: Vec<f32>,
+    /// Sum over the tokens of the policy's entropy (nats, temperature 1)
+    /// where each was drawn: how sure the policy was of what it wrote.
+    pub entropy_sum: f32,
     /// Whether it ended with an end-of-sequence token (else: truncated).
     pub finished: bool,
 }
@@ -73,11 +77,20 @@ fn argmax(values: &[f32]) -> u32 {
         as u32
 }
 
-/// Natural-log softmax probability of `token` in `logits`.
-fn logprob(logits: &[f32], token: u32) -> f32 {
+/// Natural-log softmax probability of `token` in `logits`, and the
+/// entropy of that softmax (nats).
+fn logprob_and_entropy(logits: &[f32], token: u32) -> (f32, f32) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = max + logits.iter().map(|l| (l - max).exp()).sum::<f32>().ln();
-    logits[token as usize] - lse
+    let (mut total, mut weighted) = (0.0f64, 0.0f64);
+    for &l in logits {
+        let p = f64::from(l - max).exp();
+        total += p;
+        weighted += p * f64::from(l - max);
+    }
+    let lse = total.ln();
+    // H = lse − Σ p·(l − max) / Σ p, all shifted by the maximum.
+    let entropy = (lse - weighted / total) as f32;
+    (logits[token as usize] - max - lse as f32, entropy.max(0.0))
 }
 
 /// Samples `count` completions of `prompt` (see the module docs). `model`
@@ -89,7 +102,8 @@ pub fn sample_group(
     settings: &SampleSettings,
     rng: &mut StdRng,
 ) -> candle_core::Result<Vec<Sample>> {
-    let mut samples = vec![Sample { tokens: Vec::new(), logprobs: Vec::new(), finished: false }; count];
+    let mut samples =
+        vec![Sample { tokens: Vec::new(), logprobs: Vec::new(), entropy_sum: 0.0, finished: false }; count];
     if count == 0 || settings.max_tokens == 0 || prompt.is_empty() {
         return Ok(samples);
     }
@@ -107,7 +121,9 @@ pub fn sample_group(
             }
             let token = draw(row, settings, rng);
             sample.tokens.push(token);
-            sample.logprobs.push(logprob(row, token));
+            let (logprob, entropy) = logprob_and_entropy(row, token);
+            sample.logprobs.push(logprob);
+            sample.entropy_sum += entropy;
             sample.finished = !settings.ignore_eos && eos.contains(&token);
             next.push(token);
         }
@@ -142,6 +158,22 @@ mod tests {
             seen[draw(&[0.0, 0.5, 0.2], &open, &mut rng) as usize] = true;
         }
         assert_eq!(seen, [true; 3]);
-        assert!((logprob(&[0.0, 0.0], 1) - 0.5f32.ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn log_probability_and_entropy_are_those_of_the_softmax() {
+        let (logprob, entropy) = logprob_and_entropy(&[0.0, 0.0], 1);
+        assert!((logprob - 0.5f32.ln()).abs() < 1e-6);
+        assert!((entropy - 2f32.ln()).abs() < 1e-6, "uniform over two: ln 2, got {entropy}");
+        let logits = [1.0f32, -2.0, 0.5, 3.0];
+        let z: f64 = logits.iter().map(|&l| f64::from(l).exp()).sum();
+        let p: Vec<f64> = logits.iter().map(|&l| f64::from(l).exp() / z).collect();
+        let expected: f64 = -p.iter().map(|q| q * q.ln()).sum::<f64>();
+        let (logprob, entropy) = logprob_and_entropy(&logits, 2);
+        assert!((f64::from(logprob) - p[2].ln()).abs() < 1e-5);
+        assert!((f64::from(entropy) - expected).abs() < 1e-5, "{entropy} vs {expected}");
+        // A near-certain policy has entropy near zero, never below.
+        let (_, sure) = logprob_and_entropy(&[0.0, 60.0, 0.0], 1);
+        assert!((0.0..1e-6).contains(&sure), "{sure}");
     }
 }

@@ -73,6 +73,7 @@ fn grpo_steps_raise_the_mean_reward_of_a_toy_task() {
                             truncated: !s.finished,
                             completion: s.tokens,
                             logprobs: s.logprobs,
+                            sampling_entropy: s.entropy_sum,
                             text: String::new(),
                         },
                     })

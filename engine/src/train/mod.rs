@@ -15,6 +15,7 @@
 //! - [`objective`]: group advantages, the clipped GRPO loss with k3 KL, SFT cross-entropy;
 //! - [`optimizer`]: AdamW with gradient-norm clipping and warm-up + cosine schedule;
 //! - [`config`]: the `enf train` configuration file;
+//! - [`draws`]: which items each step rolls out (epochs, dynamic sampling);
 //! - [`rollout`]: the policy put behind the trained node's model, recording what it answered;
 //! - [`checkpoint`] and [`export`]: crash-safe checkpoints, and the model directory,
 //!   manifest and graph that `enf run` serves.
@@ -23,6 +24,7 @@ pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod decoder;
+pub mod draws;
 pub mod export;
 pub mod generate;
 mod kv_cache;

@@ -33,6 +33,9 @@ pub struct Rollout {
     pub completion: Vec<u32>,
     /// Log-probabilities of the completion tokens when sampled (empty for SFT targets).
     pub logprobs: Vec<f32>,
+    /// The policy's entropy summed over the completion's tokens where they
+    /// were sampled (0 for SFT targets).
+    pub sampling_entropy: f32,
     /// The text the agent received.
     pub text: String,
     /// Cut at the completion limit.
@@ -143,6 +146,7 @@ impl PolicyBackend {
                     prompt,
                     completion,
                     logprobs: Vec::new(),
+                    sampling_entropy: 0.0,
                     text: text.clone(),
                     truncated: false,
                 })
@@ -161,6 +165,7 @@ impl PolicyBackend {
                         truncated: !sample.finished,
                         completion: sample.tokens,
                         logprobs: sample.logprobs,
+                        sampling_entropy: sample.entropy_sum,
                     });
                 }
                 rollouts.reverse();

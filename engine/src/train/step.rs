@@ -48,7 +48,7 @@ pub struct StepLog {
     pub reward_class: f64,
     /// Mean reason reward.
     pub reward_reason: f64,
-    /// Share of groups whose rewards were all equal (no signal).
+    /// Share of the drawn groups whose rewards were all equal (no signal).
     pub frac_reward_zero_std: f64,
     /// Mean k3 KL to the reference per token (0 without one).
     pub kl: f64,
@@ -62,8 +62,13 @@ pub struct StepLog {
     pub completion_len_max: usize,
     /// Share of completions cut at the length limit.
     pub truncated_frac: f64,
-    /// Mean entropy of the policy at completion tokens.
+    /// Mean entropy of the policy at the trained completion tokens (nats),
+    /// from the forward pass of the update (0 when nothing was trained).
     pub entropy: f64,
+    /// Mean entropy of the policy where each rolled-out token was sampled
+    /// (nats per token, all drawn completions): how much the policy still
+    /// explores, also on steps that train nothing. 0 in the SFT stage.
+    pub rollout_entropy: f64,
     /// Gradient norm before clipping.
     pub grad_norm: f64,
     /// Learning rate of the step.
@@ -72,8 +77,11 @@ pub struct StepLog {
     pub tokens: usize,
     /// Completion tokens trained on per second of the whole step.
     pub tokens_per_s: f64,
-    /// Groups (items) in the step.
+    /// Groups (items) trained on in the step.
     pub groups: usize,
+    /// Groups rolled out in the step: more than `groups` when dynamic
+    /// sampling set groups without reward spread aside and drew others.
+    pub groups_drawn: usize,
     /// Completions in the backward pass (groups without spread are left out when β = 0).
     pub sequences_trained: usize,
     /// Seconds of rollouts.
@@ -89,6 +97,40 @@ pub struct StepLog {
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
     let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
     if n == 0 { 0.0 } else { sum / n as f64 }
+}
+
+/// Whether a group's rewards differ (else its advantages are all zero and,
+/// without a KL term, it teaches nothing).
+pub fn has_spread(group: &[ScoredRollout]) -> bool {
+    let rewards: Vec<f64> = group.iter().map(|s| s.parts.total()).collect();
+    group_advantages(&rewards, 1e-4).iter().any(|a| *a != 0.0)
+}
+
+impl StepLog {
+    /// Sets the rollout figures — rewards part by part, the share of groups
+    /// without spread, completion lengths, truncation, sampling entropy and
+    /// `groups_drawn` — from `groups`: the update's own groups, or every
+    /// group drawn in the step when dynamic sampling set some aside.
+    pub fn describe_rollouts(&mut self, groups: &[Vec<ScoredRollout>], sft: bool) {
+        let all: Vec<&ScoredRollout> = groups.iter().flatten().collect();
+        let rewards: Vec<f64> = all.iter().map(|s| s.parts.total()).collect();
+        self.groups_drawn = groups.len();
+        self.reward_mean = mean(rewards.iter().copied());
+        self.reward_std = mean(rewards.iter().map(|r| (r - self.reward_mean).powi(2))).sqrt();
+        self.reward_format = mean(all.iter().map(|s| s.parts.format));
+        self.reward_judge = mean(all.iter().map(|s| s.parts.judge));
+        self.reward_class = mean(all.iter().map(|s| s.parts.class));
+        self.reward_reason = mean(all.iter().map(|s| s.parts.reason));
+        self.completion_len_mean = mean(all.iter().map(|s| s.rollout.completion.len() as f64));
+        self.completion_len_max = all.iter().map(|s| s.rollout.completion.len()).max().unwrap_or(0);
+        self.truncated_frac = mean(all.iter().map(|s| f64::from(u8::from(s.rollout.truncated))));
+        let sampled_tokens: usize = all.iter().map(|s| s.rollout.logprobs.len()).sum();
+        let entropy: f64 = all.iter().map(|s| f64::from(s.rollout.sampling_entropy)).sum();
+        self.rollout_entropy = if sampled_tokens == 0 { 0.0 } else { entropy / sampled_tokens as f64 };
+        let zero_spread = groups.iter().filter(|g| !has_spread(g)).count();
+        self.frac_reward_zero_std =
+            if sft || groups.is_empty() { 0.0 } else { zero_spread as f64 / groups.len() as f64 };
+    }
 }
 
 /// What an update needs from the configuration.
@@ -123,37 +165,22 @@ pub fn update(
         groups: groups.len(),
         ..Default::default()
     };
-    let all: Vec<&ScoredRollout> = groups.iter().flatten().collect();
-    let rewards: Vec<f64> = all.iter().map(|s| s.parts.total()).collect();
-    log.reward_mean = mean(rewards.iter().copied());
-    log.reward_std = mean(rewards.iter().map(|r| (r - log.reward_mean).powi(2))).sqrt();
-    log.reward_format = mean(all.iter().map(|s| s.parts.format));
-    log.reward_judge = mean(all.iter().map(|s| s.parts.judge));
-    log.reward_class = mean(all.iter().map(|s| s.parts.class));
-    log.reward_reason = mean(all.iter().map(|s| s.parts.reason));
-    log.completion_len_mean = mean(all.iter().map(|s| s.rollout.completion.len() as f64));
-    log.completion_len_max = all.iter().map(|s| s.rollout.completion.len()).max().unwrap_or(0);
-    log.truncated_frac = mean(all.iter().map(|s| f64::from(u8::from(s.rollout.truncated))));
+    let sft = config.stage == Stage::Sft;
+    log.describe_rollouts(groups, sft);
 
     // Groups to train on (one prompt each), with each completion's advantage.
-    let sft = config.stage == Stage::Sft;
     let mut trained: Vec<Vec<(&Rollout, f32)>> = Vec::new();
-    let mut zero_spread = 0;
     for group in groups {
         if sft {
             trained.extend(group.iter().map(|s| vec![(&s.rollout, 0.0)]));
             continue;
         }
         let advantages = group_advantages(&group.iter().map(|s| s.parts.total()).collect::<Vec<_>>(), 1e-4);
-        if advantages.iter().all(|a| *a == 0.0) {
-            zero_spread += 1;
-            if config.grpo.beta == 0.0 {
-                continue; // no signal and no KL term: nothing to learn from
-            }
+        if advantages.iter().all(|a| *a == 0.0) && config.grpo.beta == 0.0 {
+            continue; // no signal and no KL term: nothing to learn from
         }
         trained.push(group.iter().zip(&advantages).map(|(s, a)| (&s.rollout, *a as f32)).collect());
     }
-    log.frac_reward_zero_std = if sft || groups.is_empty() { 0.0 } else { zero_spread as f64 / groups.len() as f64 };
     log.sequences_trained = trained.iter().map(Vec::len).sum();
     let total_tokens: usize = trained.iter().flatten().map(|(r, _)| r.completion.len()).sum();
     log.tokens = total_tokens;

@@ -12,8 +12,6 @@ use std::time::Instant;
 
 use candle_core::DType;
 use enf_kit::verdict::Verdict;
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use tracing_indicatif::span_ext::IndicatifSpanExt;
 
 use super::TrainError;
@@ -21,11 +19,12 @@ use super::chat::ChatTokenizer;
 use super::checkpoint::{self, CheckpointState};
 use super::config::{Stage, TrainConfig};
 use super::decoder::Decoder;
+use super::draws::step_candidates;
 use super::export::{Exported, export};
 use super::generate::SampleSettings;
 use super::optimizer::{AdamW, AdamWSettings, Schedule};
 use super::rollout::{Answering, PolicyBackend, Rollout};
-use super::step::{ScoredRollout, update};
+use super::step::{ScoredRollout, has_spread, update};
 use crate::data::{Dataset, Item};
 use crate::eval::rouge::ReasonScorer;
 use crate::eval::score;
@@ -76,26 +75,6 @@ fn read_targets(path: &Path) -> Result<HashMap<String, String>, TrainError> {
         targets.insert(target.item_id, target.target);
     }
     Ok(targets)
-}
-
-/// The items of step `step`: epochs visit every item once, in an order
-/// shuffled by (seed, epoch) — so a resumed run sees the same items.
-fn step_items(count: usize, per_step: usize, step: usize, seed: u64) -> Vec<usize> {
-    let mut orders: HashMap<usize, Vec<usize>> = HashMap::new();
-    (0..per_step)
-        .map(|k| {
-            let position = step * per_step + k;
-            let epoch = position / count;
-            let order = orders.entry(epoch).or_insert_with(|| {
-                let mut order: Vec<usize> = (0..count).collect();
-                order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
-                    seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                ));
-                order
-            });
-            order[position % count]
-        })
-        .collect()
 }
 
 fn fingerprint(config: &TrainConfig) -> Result<String, TrainError> {
@@ -241,7 +220,9 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
     let mut first_and_last: Option<(f64, f64)> = None;
     for step in start..total {
         let started = Instant::now();
-        let chosen = step_items(items.len(), config.items_per_step(), step, config.seed);
+        let wanted = config.items_per_step();
+        let draw_factor = if config.stage == Stage::Sft { 1 } else { config.grpo.dynamic_sampling };
+        let candidates = step_candidates(items.len(), wanted, step, config.seed, draw_factor);
         let (answering, runs) = match (&targets, config.stage.scheme()) {
             (Some(targets), _) => (Answering::Targets(targets.clone()), 1),
             (None, _) => (
@@ -259,15 +240,33 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
             ),
         };
         policy.answer_with(answering);
-        let mut groups: Vec<Vec<ScoredRollout>> = Vec::new();
-        for &index in &chosen {
+        // With dynamic sampling, groups whose rewards are all alike are set
+        // aside while other items remain to be drawn; they fill the step
+        // only if too few groups with spread were found.
+        let (mut groups, mut set_aside): (Vec<Vec<ScoredRollout>>, Vec<Vec<ScoredRollout>>) = (Vec::new(), Vec::new());
+        for &index in &candidates {
+            if groups.len() >= wanted {
+                break;
+            }
             let item = Arc::new(items[index].clone());
-            if let Some(group) = rollouts_for(&context, &policy, &item, runs, config, &scorer).await? {
+            let Some(group) = rollouts_for(&context, &policy, &item, runs, config, &scorer).await? else { continue };
+            if draw_factor > 1 && !has_spread(&group) {
+                set_aside.push(group);
+            } else {
                 groups.push(group);
             }
         }
+        let mut all_drawn = None;
+        if draw_factor > 1 {
+            all_drawn = Some(groups.iter().chain(&set_aside).cloned().collect::<Vec<_>>());
+            let missing = wanted.saturating_sub(groups.len());
+            groups.extend(set_aside.drain(..missing.min(set_aside.len())));
+        }
         let generation_s = started.elapsed().as_secs_f64();
         let mut line = update(&model, reference.as_ref(), &mut optimizer, &groups, &config.into(), step)?;
+        if let Some(all) = &all_drawn {
+            line.describe_rollouts(all, false); // the step's rollouts, not only those trained
+        }
         line.time_generation_s = generation_s;
         line.time_total_s = started.elapsed().as_secs_f64();
         line.tokens_per_s = line.tokens as f64 / line.time_total_s.max(1e-9);
