@@ -35,6 +35,7 @@ def main(predictions, data):
         i = json.loads(line)
         truth[(i["user_id"], i["video_id"])] = (i["play_rate"] < 0.3 or i["disliked"], i.get("reason_class"))
     tp = fp = fn = tn = classes_right = negatives = 0
+    shown = {"cue and low tolerance": 0, "cue, tolerance not shown low": 0, "vague title": 0}
     for line in open(predictions):
         record = json.loads(line)
         profile = record["nodes"]["profile"]["output"]["profile"]
@@ -49,11 +50,16 @@ def main(predictions, data):
         if negative:
             negatives += 1
             classes_right += predicted and cls == true_class
+            shown["vague title" if cls is None else "cue and low tolerance" if predicted else "cue, tolerance not shown low"] += 1
     precision = tp / max(1, tp + fp)
     recall = tp / max(1, tp + fn)
     f1 = 2 * precision * recall / max(1e-9, precision + recall)
     print(f"prompt rule over {tp + fp + fn + tn} items: Acc {(tp + tn) / (tp + fp + fn + tn):.3f} "
           f"P {precision:.3f} R {recall:.3f} F1 {f1:.3f} Class_Acc {classes_right / max(1, negatives):.3f} (n={negatives})")
+    # What the prompt shows of the negatives: only the first kind can be told
+    # from the prompt without guessing, which bounds Recall and Class_Acc.
+    print("negatives by what the prompt shows: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
+    print(f"highest Recall / Class_Acc without guessing: {shown['cue and low tolerance'] / max(1, negatives):.3f}")
 
 
 if __name__ == "__main__":
