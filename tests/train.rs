@@ -94,6 +94,70 @@ fn sft_lowers_its_loss_and_the_export_is_served_by_enf_run() {
 }
 
 #[test]
+fn a_qwen2_5_vl_model_trains_on_the_reason_prompts_and_its_export_keeps_the_vision_tower() {
+    let ws = Workspace::new();
+    let dir = ws.path("models/tiny-vl");
+    let output = ws.enf(&["model", "tiny-vl", dir.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    let manifest = ws.write(
+        "models/tiny-vl.toml",
+        "name = \"tiny-vl\"\nbackend = \"mistralrs\"\nimages = true\n[mistralrs]\nsource = { dir = \"tiny-vl\" }\narchitecture = \"qwen2.5-vl\"\ndtype = \"f32\"\ndevice = \"cpu\"\nprefix_cache = 0\n[sampling]\ntemperature = 0.0\nmax_tokens = 8\n",
+    );
+    // The whole ENF graph: the Video agent's frames go to the frozen model,
+    // the Reason agent's text prompts to the policy.
+    let graph = shipped_graph(&ws, "enf", &manifest);
+    let data = ws.path("data");
+    let output = ws.enf(&["data", "synth", data.to_str().unwrap(), "--users", "1", "--seed", "3"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let cfg = ws.write(
+        "vl.toml",
+        &format!(
+            "[train]\ngraph = \"{}\"\nnode = \"reason\"\ndata = \"{}\"\nout = \"out-vl\"\nstage = \"sft\"\nsteps = 2\nbatch = 1\n[optim]\nlr = 0.01\n[model]\ndir = \"{}\"\n",
+            graph.display(),
+            data.display(),
+            dir.display()
+        ),
+    );
+    let output = ws.enf(&["train", cfg.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    let out = ws.path("out-vl");
+    let read = |path: &Path| candle_core::safetensors::load(path, &candle_core::Device::Cpu).unwrap();
+    let (base, trained) = (read(&dir.join("model.safetensors")), read(&out.join("model/model.safetensors")));
+    let vision: Vec<&String> = base.keys().filter(|k| k.starts_with("visual.")).collect();
+    assert!(!vision.is_empty());
+    for name in vision {
+        let (a, b) = (&base[name], &trained[name]);
+        let same =
+            a.flatten_all().unwrap().to_vec1::<f32>().unwrap() == b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(same, "the frozen vision weight `{name}` changed");
+    }
+    let changed = |name: &str| {
+        base[name].flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            != trained[name].flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    assert!(changed("model.layers.0.self_attn.q_proj.weight"), "the language model was trained");
+    // mistral.rs serves the export as the vision model it was: frames included.
+    let frame = data.join("frames/v0000/00.png");
+    let manifest_out = out.join("model.toml");
+    let ask = |image: Option<&Path>| {
+        let mut args =
+            vec!["model", "ask", manifest_out.to_str().unwrap(), "Describe it.", "--max-tokens", "4", "--json"];
+        if let Some(image) = image {
+            args.extend(["--image", image.to_str().unwrap()]);
+        }
+        let output = ws.enf(&args);
+        assert!(output.status.success(), "{}", text(&output));
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()["prompt_tokens"].as_u64().unwrap()
+    };
+    let (with_frame, without) = (ask(Some(&frame)), ask(None));
+    assert!(with_frame > without, "the frame's tokens are in the prompt: {with_frame} vs {without}");
+    let (output, records) = ws.run(&out.join("graph.toml"), &data, &ws.path("pred.jsonl"), &["--limit", "1"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(records[0]["nodes"]["video"]["ok"].as_bool().unwrap(), "{}", records[0]);
+    assert!(records[0]["nodes"]["reason"]["output"]["verdict"].is_object(), "{}", records[0]);
+}
+
+#[test]
 fn sgrpo_steps_roll_out_through_the_agent_and_log_every_reward_part() {
     let ws = Workspace::new();
     let (graph, data) = setup(&ws);
@@ -311,6 +375,12 @@ async fn the_trainer_tokenizes_and_scores_like_the_serving_backend() {
         assert!(output.status.success(), "{}", text(&output));
         trainer_agrees_with_mistralrs(&dir, arch, &ws).await;
     }
+    // Qwen2.5-VL's language model on a text prompt (its vision tower loaded,
+    // frozen and unused): multimodal RoPE with equal axes is the plain one.
+    let dir = ws.path("tiny-vl");
+    let output = ws.enf(&["model", "tiny-vl", dir.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    trainer_agrees_with_mistralrs(&dir, "qwen2.5-vl", &ws).await;
     // The default model: its real chat template and 30 layers.
     trainer_agrees_with_mistralrs(&support::prepared_model("smollm2-135m-instruct"), "llama", &ws).await;
 }

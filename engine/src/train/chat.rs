@@ -63,7 +63,7 @@ impl ChatTokenizer {
     /// The prompt text of `messages` with the generation prompt appended.
     pub fn render(&self, messages: &[ChatMessage]) -> Result<String, TrainError> {
         if messages.iter().any(|m| !m.images.is_empty()) {
-            return Err(TrainError::Rollout("messages with frames cannot be trained on yet (text models only)".into()));
+            return Err(TrainError::Rollout("messages with frames cannot be trained on yet: the trainer runs text prompts (a Qwen2.5-VL model trains on the prompts of its text-only agents, its vision tower frozen)".into()));
         }
         let messages: Vec<Message<'_>> = messages
             .iter()

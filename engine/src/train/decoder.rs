@@ -72,6 +72,9 @@ pub struct Decoder {
     pub(super) vars: Vec<(String, Var)>,
     pub(super) lora: Option<LoraSettings>,
     pub(super) dtype: DType,
+    /// Weights the decoder does not use but its directory needs (a vision
+    /// tower), kept as loaded and written back unchanged by [`Decoder::save`].
+    pub(super) frozen: Vec<(String, Tensor)>,
 }
 
 /// `x·Wᵀ (+ b)` for `x` of any rank. The product is taken on a 2-D view
@@ -150,14 +153,25 @@ impl Decoder {
                 None => problems.push(format!("`{name}` is missing")),
             }
         }
+        let mut frozen: Vec<(String, Tensor)> = match config.vision_prefix {
+            Some(prefix) => tensors.into_iter().filter(|(name, _)| name.starts_with(prefix)).collect(),
+            None => Vec::new(),
+        };
+        if let Some(prefix) = config.vision_prefix
+            && frozen.is_empty()
+        {
+            problems.push(format!("no vision tower weights (`{prefix}*`)"));
+        }
         if !problems.is_empty() {
             return Err(TrainError::Model(format!("{source}: {}", problems.join("; "))));
         }
+        frozen.sort_by(|a, b| a.0.cmp(&b.0));
         let weights: Vec<(String, Tensor)> = vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
         let lookup: HashMap<&str, Tensor> = weights.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
         let mut model = Self::assemble(config, &lookup, None, dtype);
         model.weights = weights;
         model.vars = vars;
+        model.frozen = frozen;
         Ok(model)
     }
 
@@ -208,6 +222,7 @@ impl Decoder {
             vars: Vec::new(),
             lora: None,
             dtype,
+            frozen: Vec::new(),
         }
     }
 
@@ -223,6 +238,7 @@ impl Decoder {
         let mut model = Self::assemble(self.config.clone(), &lookup, scale, self.dtype);
         model.weights = self.weights.iter().map(|(n, t)| (n.clone(), t.detach())).collect();
         model.lora = self.lora.clone();
+        model.frozen = self.frozen.clone();
         model
     }
 
@@ -242,7 +258,8 @@ impl Decoder {
     }
 
     /// Writes every weight as f32 with its Hugging Face name to `path`,
-    /// adapters merged (`W + α/r · B·A`): a model directory's weights.
+    /// adapters merged (`W + α/r · B·A`), and a vision tower's weights as
+    /// they were loaded: a model directory's weights.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
         let trainable: HashMap<&str, Tensor> =
             self.vars.iter().map(|(n, v)| (n.as_str(), v.as_detached_tensor())).collect();
@@ -258,6 +275,9 @@ impl Decoder {
                 weight = (weight + (b.matmul(a)? * (lora.alpha / lora.rank as f64))?)?;
             }
             tensors.insert(name.clone(), weight.to_dtype(DType::F32)?);
+        }
+        for (name, weight) in &self.frozen {
+            tensors.insert(name.clone(), weight.clone());
         }
         candle_core::safetensors::save(&tensors, path).map_err(|e| TrainError::file(path, e))
     }

@@ -72,6 +72,7 @@ impl Decoder {
         let lookup: HashMap<&str, Tensor> = lookup.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
         let mut model = Self::assemble(self.config.clone(), &lookup, Some(scale), self.dtype);
         model.weights = base;
+        model.frozen = self.frozen.clone();
         model.vars = vars;
         model.lora = Some(settings.clone());
         Ok(model)

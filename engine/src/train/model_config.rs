@@ -1,5 +1,6 @@
 //! [`DecoderConfig`]: the shape of a decoder-only text model, read from a
-//! Hugging Face `config.json` (Llama / SmolLM2 and Qwen2 families).
+//! Hugging Face `config.json` (Llama / SmolLM2 and Qwen2 families, and the
+//! language model of Qwen2.5-VL, whose vision tower is kept frozen).
 
 use std::path::Path;
 
@@ -43,6 +44,10 @@ pub struct DecoderConfig {
     pub tied_embeddings: bool,
     /// Tokens that end a completion.
     pub eos_tokens: Vec<u32>,
+    /// Prefix of the weights of a vision tower the directory also holds
+    /// (Qwen2.5-VL: `visual.`): loaded frozen, unused by text prompts, and
+    /// written back unchanged so that the export stays a vision model.
+    pub vision_prefix: Option<&'static str>,
 }
 
 #[derive(Deserialize)]
@@ -87,13 +92,17 @@ impl DecoderConfig {
         let path = dir.join("config.json");
         let text = std::fs::read_to_string(&path).map_err(|e| TrainError::file(&path, e))?;
         let raw: RawConfig = serde_json::from_str(&text).map_err(|e| TrainError::file(&path, e))?;
-        let family = match raw.model_type.as_str() {
-            "llama" | "mistral" => DecoderFamily::Llama,
-            "qwen2" => DecoderFamily::Qwen2,
+        // Qwen2.5-VL's language model is Qwen2 with multimodal RoPE: on a
+        // prompt without images its three position axes (time, height, width)
+        // are the same token index, which makes it the ordinary RoPE.
+        let (family, vision_prefix) = match raw.model_type.as_str() {
+            "llama" | "mistral" => (DecoderFamily::Llama, None),
+            "qwen2" => (DecoderFamily::Qwen2, None),
+            "qwen2_5_vl" => (DecoderFamily::Qwen2, Some("visual.")),
             other => {
                 return Err(TrainError::file(
                     &path,
-                    format!("model_type `{other}` cannot be trained yet (llama, mistral and qwen2 can)"),
+                    format!("model_type `{other}` cannot be trained yet (llama, mistral, qwen2 and qwen2_5_vl can)"),
                 ));
             }
         };
@@ -128,6 +137,7 @@ impl DecoderConfig {
             rope_theta: raw.rope_theta,
             tied_embeddings: raw.tie_word_embeddings,
             eos_tokens,
+            vision_prefix,
         })
     }
 
