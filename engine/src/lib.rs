@@ -23,4 +23,5 @@ pub mod modelfiles;
 pub mod plugin;
 pub mod problems;
 pub mod run;
+pub mod serve;
 pub mod train;

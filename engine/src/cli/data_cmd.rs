@@ -26,6 +26,13 @@ pub enum DataCommand {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+    /// Print each item's request document for `enf serve` (one JSON per line):
+    /// the `$item` document `enf run` builds, frames listed by path relative to DIR
+    /// (serve them with `enf serve --frames-root DIR`).
+    Items {
+        /// The data set directory.
+        dir: PathBuf,
+    },
     /// Write a trivial baseline's predictions for a data set (always negative, or a coin), for `enf eval`.
     Baseline {
         /// The data set directory.
@@ -96,6 +103,19 @@ pub fn run(command: DataCommand) -> anyhow::Result<ExitCode> {
         DataCommand::Synth { dir, users, seed } => {
             let summary = enf::data::synth::synthesize(&dir, users, seed).map_err(|p| anyhow::anyhow!("{p}"))?;
             print_summary(&format!("wrote {}", dir.display()), &summary);
+            Ok(ExitCode::SUCCESS)
+        }
+        DataCommand::Items { dir } => {
+            use std::io::Write;
+            let dataset =
+                enf::data::Dataset::load(&dir).with_context(|| format!("cannot use data set {}", dir.display()))?;
+            let items = dataset.items().with_context(|| format!("cannot build items from {}", dir.display()))?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for item in items {
+                let document = enf::data::request_document(&dataset, &item);
+                writeln!(out, "{}", serde_json::to_string(&document)?)?;
+            }
+            out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
         DataCommand::Baseline { dir, kind, seed, out } => {

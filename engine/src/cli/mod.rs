@@ -9,6 +9,7 @@ mod judge;
 mod logging;
 mod model_cmd;
 mod run_cmd;
+mod serve_cmd;
 mod train_cmd;
 
 use std::path::PathBuf;
@@ -47,6 +48,8 @@ enum Command {
     Bench(bench_cmd::BenchCommand),
     /// Train a graph node's model: SFT, GRPO or S-GRPO on the agent's own prompts.
     Train(train_cmd::TrainArgs),
+    /// Serve a graph over HTTP: predict and explain one item per request.
+    Serve(serve_cmd::ServeArgs),
     /// Write model directories (tiny test model, GGUF import) and try models.
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
@@ -113,6 +116,7 @@ pub fn main() -> ExitCode {
             Command::Bench(bench_cmd::BenchCommand::Inference(args)) => bench_cmd::inference(args).await,
             Command::Bench(bench_cmd::BenchCommand::Train(args)) => bench_train::run(args),
             Command::Train(args) => train_cmd::run(args).await,
+            Command::Serve(args) => serve_cmd::run(args).await,
         }
     });
     match result {

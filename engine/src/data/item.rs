@@ -214,3 +214,20 @@ impl Dataset {
         Ok(items)
     }
 }
+
+/// The request document `enf serve` takes for `item`: its `$item` document
+/// with every video's `frames` count replaced by the list of its frame
+/// files, relative to the data set directory (`enf data items`).
+pub fn request_document(dataset: &Dataset, item: &Item) -> Value {
+    let mut document = item.document.clone();
+    let frames_of = |entry: &mut Value| {
+        if let Some(video) = entry["video_id"].as_str().and_then(|id| dataset.videos.get(id)) {
+            entry["frames"] = json!(video.frames);
+        }
+    };
+    frames_of(&mut document["candidate"]);
+    if let Some(history) = document["history"].as_array_mut() {
+        history.iter_mut().for_each(frames_of);
+    }
+    document
+}

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use enf_kit::task::Task;
 
-pub use item::{HISTORY_LIMIT, Item, Truth, reason_class};
+pub use item::{HISTORY_LIMIT, Item, Truth, reason_class, request_document};
 pub use records::{Interaction, ItemSelector, User, Video};
 
 /// One problem in a data set.

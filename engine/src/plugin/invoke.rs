@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::Descriptor;
 use super::sandbox::CallState;
 use super::services::{HostServices, NoServices};
-use super::{EPOCH_TICK, LoadedPlugin, PluginHost};
+use super::{LoadedPlugin, PluginHost};
 use crate::graph::NodeLimits;
 
 /// How long an agent may take to describe itself.
@@ -51,9 +51,15 @@ impl PluginHost {
     fn store(&self, services: Arc<dyn HostServices>, limits: &NodeLimits) -> Store<CallState> {
         let mut store = Store::new(&self.engine, CallState::new(services, limits.memory));
         store.limiter(|state| &mut state.memory);
-        let ticks = limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) + 1;
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
+        // Running wasm yields to the executor at every epoch tick, so a guest
+        // that never calls the host (a busy loop) still shares its worker
+        // thread and can be cancelled (a dropped item, a request past its
+        // deadline); past the node's timeout it traps.
+        let (started, timeout) = (std::time::Instant::now(), limits.timeout);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if started.elapsed() >= timeout { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+        });
         store
     }
 

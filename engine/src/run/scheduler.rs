@@ -16,6 +16,25 @@ use super::record::{ItemRecord, NodeRecord, Usage};
 use crate::data::Item;
 use crate::graph::{InputRef, Node};
 
+/// A spawned node task, aborted when dropped unfinished: when an item's
+/// future is dropped (a request past its deadline in `enf serve`), the work
+/// of its nodes stops instead of running on unobserved.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Builds a node's input document from the item and finished outputs.
 fn build_input(
     node: &Node,
@@ -94,8 +113,13 @@ pub async fn run_item(context: RunContext, item: Arc<Item>) -> ItemRecord {
                 match build_input(node, &item.document, &outputs, graph) {
                     Ok(input) => {
                         let start_ms = since(started);
-                        let task =
-                            tokio::spawn(invoke_node(context.clone(), index, item_id.clone(), input.to_string(), 0));
+                        let task = AbortOnDrop(tokio::spawn(invoke_node(
+                            context.clone(),
+                            index,
+                            item_id.clone(),
+                            input.to_string(),
+                            0,
+                        )));
                         running.push(async move { (index, start_ms, task.await) });
                     }
                     Err(error) => {

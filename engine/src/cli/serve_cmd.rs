@@ -1,0 +1,122 @@
+//! `enf serve --graph G [--listen ADDR]`: the graph as an HTTP service
+//! (docs/serving.md). Prints `listening on http://ADDR` once it accepts
+//! requests; SIGTERM or Ctrl-C drains the requests in flight, then exits 0.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use enf::run::PipelineOptions;
+use enf::serve::{Limits, ServeOptions};
+
+use super::CacheArgs;
+
+/// Arguments of `enf serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The graph file.
+    #[arg(long)]
+    graph: PathBuf,
+    /// Address to listen on; beyond loopback a token is required.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Bearer token required on every route but /healthz [default: $ENF_SERVE_TOKEN].
+    #[arg(long)]
+    token: Option<String>,
+    /// Directory that frame paths in requests are read from (nothing outside it).
+    #[arg(long, value_name = "DIR")]
+    frames_root: Option<PathBuf>,
+    /// Requests admitted at once (running or waiting for a model); beyond: 503 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    queue: usize,
+    /// Longest a request may take before it is answered 504 (e.g. 30s, 2m).
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    deadline: Duration,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = Limits::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// Most history entries per request.
+    #[arg(long, default_value_t = Limits::default().max_history)]
+    max_history: usize,
+    /// Most frames per video in a request.
+    #[arg(long, default_value_t = Limits::default().max_frames)]
+    max_frames: usize,
+    /// Largest inline frame in bytes (decoded).
+    #[arg(long, default_value_t = Limits::default().max_frame_bytes)]
+    max_frame_bytes: usize,
+    /// The node whose output holds the verdict [default: `reason`, else the graph's only sink].
+    #[arg(long, value_name = "NODE")]
+    verdict_node: Option<String>,
+    /// Items in flight in the pipeline at once (as `enf run --concurrency`).
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Cache model answers in this directory and replay identical requests.
+    #[arg(long, value_name = "DIR")]
+    inference_cache: Option<PathBuf>,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+/// Resolves when the process is asked to stop (SIGTERM, or Ctrl-C).
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot watch SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("stopping: finishing the requests in flight");
+}
+
+/// Runs `enf serve`.
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let token = args.token.clone().or_else(|| std::env::var("ENF_SERVE_TOKEN").ok().filter(|t| !t.is_empty()));
+    let options = ServeOptions {
+        graph: args.graph.clone(),
+        listen: args.listen,
+        token,
+        frames_root: args.frames_root.clone(),
+        limits: Limits {
+            max_body_bytes: args.max_body_bytes,
+            max_history: args.max_history,
+            max_frames: args.max_frames,
+            max_frame_bytes: args.max_frame_bytes,
+        },
+        queue: args.queue,
+        deadline: args.deadline,
+        verdict_node: args.verdict_node.clone(),
+        pipeline: PipelineOptions {
+            cache_dir: args.cache.dir(),
+            concurrency: args.concurrency.max(1),
+            inference_cache: args.inference_cache.clone(),
+        },
+    };
+    enf::serve::serve(
+        options,
+        |address| {
+            use std::io::Write;
+            println!("listening on http://{address}");
+            let _ = std::io::stdout().flush();
+        },
+        stop_signal(),
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,185 @@
+//! The HTTP routes of `enf serve` (docs/serving.md): `POST /v1/predict`,
+//! `POST /v1/explain`, `GET /healthz`, `GET /readyz`. Every answer is JSON;
+//! a bad request is a 400 naming the field, never a 500; agent output is
+//! returned as JSON data, never as markup.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::ServerState;
+use super::frames::RequestFrames;
+use super::request::check_item;
+use crate::data::{Item, Truth};
+use crate::run::{ItemRecord, RunContext, run_item};
+
+type Shared = Arc<ServerState>;
+
+/// The router over `state`.
+pub(super) fn router(state: Shared) -> axum::Router {
+    let body_limit = state.rules.limits.max_body_bytes;
+    axum::Router::new()
+        .route("/v1/predict", post(predict))
+        .route("/v1/explain", post(explain))
+        .route("/readyz", get(readyz))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route("/healthz", get(|| async { Json(json!({"status": "live"})) }))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route", None) })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// A JSON error answer; `pointer` names the field at fault.
+fn error(status: StatusCode, message: impl Into<String>, pointer: Option<&str>) -> Response {
+    let mut body = json!({"error": message.into()});
+    if let Some(pointer) = pointer {
+        body["field"] = json!(pointer);
+    }
+    (status, Json(body)).into_response()
+}
+
+async fn require_token(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let expected = format!("Bearer {token}");
+        // Compare in constant time, so the answer time says nothing of the token.
+        let same = given.is_some_and(|g| {
+            g.len() == expected.len() && g.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        });
+        if !same {
+            let mut response = error(StatusCode::UNAUTHORIZED, "a bearer token is required", None);
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+async fn readyz(State(state): State<Shared>) -> Response {
+    let models: serde_json::Map<String, Value> = state
+        .models
+        .iter()
+        .map(|(alias, outcome)| {
+            let status = match outcome {
+                Ok(()) => json!({"answering": true}),
+                Err(e) => json!({"answering": false, "error": e}),
+            };
+            (alias.clone(), status)
+        })
+        .collect();
+    let ready = state.models.iter().all(|(_, outcome)| outcome.is_ok());
+    let body = json!({
+        "ready": ready,
+        "graph": state.pipeline.graph.name,
+        "plugins": state.pipeline.plugins.len(),
+        "models": models,
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+/// Checks the body, waits for a place in the queue (503 when there is
+/// none) and runs the item before the deadline (504 after it).
+async fn run_request(state: &ServerState, body: Result<Json<Value>, JsonRejection>) -> Result<ItemRecord, Response> {
+    let Json(body) = body.map_err(|rejection| match rejection {
+        JsonRejection::BytesRejection(_) => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is over {} bytes", state.rules.limits.max_body_bytes),
+            Some(""),
+        ),
+        other => error(StatusCode::BAD_REQUEST, other.body_text(), Some("")),
+    })?;
+    let checked =
+        check_item(&body, &state.rules).map_err(|e| error(StatusCode::BAD_REQUEST, e.message, Some(&e.pointer)))?;
+    let Ok(permit) = state.admitted.clone().try_acquire_owned() else {
+        let mut response = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("busy: {} requests are already admitted", state.queue),
+            None,
+        );
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Err(response);
+    };
+    let frames = RequestFrames::new(checked.frames).map_err(|e| {
+        tracing::error!("cannot write the request's inline frames: {e}");
+        error(StatusCode::INSUFFICIENT_STORAGE, "cannot store the request's frames", None)
+    })?;
+    let item = Item {
+        item_id: checked.item_id,
+        user_id: checked.user_id,
+        video_id: checked.video_id,
+        document: checked.document,
+        truth: Truth { negative: false, explicit: false, reason_class: None, reason_text: None },
+    };
+    let context = RunContext { pipeline: state.pipeline.clone(), frames: Arc::new(frames) };
+    let record = tokio::time::timeout(state.deadline, run_item(context, Arc::new(item))).await;
+    drop(permit);
+    record.map_err(|_| {
+        error(StatusCode::GATEWAY_TIMEOUT, format!("no answer within the deadline of {:?}", state.deadline), None)
+    })
+}
+
+/// Each node's outcome in short: ok, milliseconds, output or error.
+fn node_summaries(record: &ItemRecord) -> Value {
+    let nodes: serde_json::Map<String, Value> = record
+        .nodes
+        .iter()
+        .map(|(name, node)| {
+            let mut summary = json!({"ok": node.ok, "ms": node.ms});
+            if let Some(output) = &node.output {
+                summary["output"] = output.clone();
+            }
+            if let Some(error) = &node.error {
+                summary["error"] = json!(error);
+            }
+            (name.clone(), summary)
+        })
+        .collect();
+    Value::Object(nodes)
+}
+
+async fn predict(State(state): State<Shared>, body: Result<Json<Value>, JsonRejection>) -> Response {
+    let record = match run_request(&state, body).await {
+        Ok(record) => record,
+        Err(response) => return response,
+    };
+    let node = record.nodes.get(&state.verdict_node);
+    let verdict = node.and_then(|n| n.output.as_ref()).and_then(|o| o.get("verdict")).cloned();
+    let Some(verdict) = verdict else {
+        let why = node.and_then(|n| n.error.clone()).unwrap_or_else(|| "it gave no verdict".into());
+        let body = json!({
+            "error": format!("node `{}` failed: {why}", state.verdict_node),
+            "item_id": record.item_id,
+            "nodes": node_summaries(&record),
+        });
+        return (StatusCode::BAD_GATEWAY, Json(body)).into_response();
+    };
+    let body = json!({
+        "item_id": record.item_id,
+        "verdict": verdict.get("attitude"),
+        "class": verdict.get("reason_class"),
+        "reason": verdict.get("reason"),
+        "guessed": verdict.get("guessed"),
+        "confidence": verdict.get("confidence"),
+        "node": state.verdict_node,
+        "ms": record.ms,
+        "nodes": node_summaries(&record),
+    });
+    Json(body).into_response()
+}
+
+async fn explain(State(state): State<Shared>, body: Result<Json<Value>, JsonRejection>) -> Response {
+    match run_request(&state, body).await {
+        // The record `enf run` writes for the item: every node's output, error,
+        // timing, model usage and calls.
+        Ok(record) => Json(record).into_response(),
+        Err(response) => response,
+    }
+}

@@ -1,0 +1,287 @@
+//! `enf serve` over real sockets on loopback: a prediction equals what
+//! `enf run` writes for the same item on the same model (the tiny generated
+//! Llama, greedy); bad requests are 400s naming the field; the bounded
+//! queue answers 503 with Retry-After, the deadline 504; the bearer token
+//! guards every route but `/healthz`; SIGTERM drains and exits 0.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+
+use serde_json::{Value, json};
+use support::{Workspace, fixture, shipped_graph, text};
+
+/// A running `enf serve`, stopped with SIGTERM when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(ws: &Workspace, args: &[&str]) -> Self {
+        Self::start_with_log(ws, args, Stdio::inherit())
+    }
+
+    fn start_with_log(ws: &Workspace, args: &[&str], stderr: impl Into<Stdio>) -> Self {
+        let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut child = ws.enf_command(&all).stdout(Stdio::piped()).stderr(stderr).spawn().expect("starting enf serve");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next().expect("enf serve printed nothing before exiting").unwrap();
+        let base = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {line}"));
+        Self { base: base.to_string(), child }
+    }
+
+    fn url(&self, route: &str) -> String {
+        format!("{}{route}", self.base)
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        terminate(&self.child);
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+fn terminate(child: &Child) {
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn post(url: &str, body: &Value, token: Option<&str>) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut request = reqwest::Client::new().post(url).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("request");
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    (status, headers, response.json().await.expect("a JSON answer"))
+}
+
+async fn get(url: &str) -> (u16, Value) {
+    let response = reqwest::get(url).await.expect("request");
+    (response.status().as_u16(), response.json().await.expect("a JSON answer"))
+}
+
+/// The tiny generated Llama (greedy) behind the shipped ENF graph, and a
+/// synthetic data set of one user.
+fn tiny_setup(ws: &Workspace) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = ws.path("models/tiny-text");
+    let output = ws.enf(&["model", "tiny-text", dir.to_str().unwrap(), "--arch", "llama"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let manifest = ws.write(
+        "models/tiny-text.toml",
+        "name = \"tiny-text\"\nbackend = \"mistralrs\"\n[mistralrs]\nsource = { dir = \"tiny-text\" }\narchitecture = \"llama\"\ndtype = \"f32\"\ndevice = \"cpu\"\n[sampling]\ntemperature = 0.0\nmax_tokens = 8\n",
+    );
+    let graph = shipped_graph(ws, "enf", &manifest);
+    let data = ws.path("data");
+    let output = ws.enf(&["data", "synth", data.to_str().unwrap(), "--users", "1", "--seed", "5"]);
+    assert!(output.status.success(), "{}", text(&output));
+    (graph, data)
+}
+
+fn items(ws: &Workspace, data: &Path) -> Vec<Value> {
+    let output = ws.enf(&["data", "items", data.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prediction_over_http_is_what_enf_run_writes_for_the_item() {
+    let ws = Workspace::new();
+    let (graph, data) = tiny_setup(&ws);
+    let documents = items(&ws, &data);
+    assert_eq!(documents.len(), 3, "one user, three items");
+    assert!(documents[0]["candidate"]["frames"].as_array().is_some_and(|f| !f.is_empty()), "frames by path");
+
+    let (output, records) = ws.run(&graph, &data, &ws.path("pred.jsonl"), &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    let server = Server::start(&ws, &["--graph", graph.to_str().unwrap(), "--frames-root", data.to_str().unwrap()]);
+
+    assert_eq!(get(&server.url("/healthz")).await.0, 200);
+    let (status, ready) = get(&server.url("/readyz")).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["models"]["default"]["answering"], true, "{ready}");
+
+    for document in &documents {
+        let (status, _, answer) = post(&server.url("/v1/predict"), document, None).await;
+        assert_eq!(status, 200, "{answer}");
+        let item_id = document["item_id"].as_str().unwrap();
+        let record = records.iter().find(|r| r["item_id"] == item_id).unwrap();
+        let verdict = &record["nodes"]["reason"]["output"]["verdict"];
+        assert_eq!(answer["item_id"], item_id);
+        assert_eq!(answer["verdict"], verdict["attitude"], "{answer} vs {record}");
+        assert_eq!(answer["class"], verdict["reason_class"]);
+        assert_eq!(answer["reason"], verdict["reason"]);
+        assert_eq!(answer["node"], "reason");
+        for node in ["profile", "video", "reason"] {
+            assert_eq!(answer["nodes"][node]["ok"], true, "{answer}");
+            assert!(answer["nodes"][node]["ms"].as_f64().is_some());
+        }
+        assert_eq!(
+            answer["nodes"]["video"]["output"], record["nodes"]["video"]["output"],
+            "the Video agent saw the frames"
+        );
+    }
+
+    // Explain: the record `enf run` writes, every node's output.
+    let (status, _, explained) = post(&server.url("/v1/explain"), &documents[0], None).await;
+    assert_eq!(status, 200, "{explained}");
+    let record = records.iter().find(|r| r["item_id"] == documents[0]["item_id"]).unwrap();
+    for node in ["profile", "video", "reason"] {
+        assert_eq!(explained["nodes"][node]["output"], record["nodes"][node]["output"], "{node}");
+    }
+
+    // Inline frames serve as well as paths under the root.
+    let mut inline = documents[0].clone();
+    let frames: Vec<Value> = inline["candidate"]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|path| {
+            use base64::Engine;
+            let bytes = std::fs::read(data.join(path.as_str().unwrap())).unwrap();
+            json!({"base64": base64::engine::general_purpose::STANDARD.encode(bytes)})
+        })
+        .collect();
+    inline["candidate"]["frames"] = json!(frames);
+    let (status, _, answer) = post(&server.url("/v1/predict"), &inline, None).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["nodes"]["video"]["output"], record["nodes"]["video"]["output"]);
+
+    assert!(server.stop().success(), "SIGTERM: a clean exit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_400s_naming_the_field_and_frames_stay_under_the_root() {
+    let ws = Workspace::new();
+    let model = ws.echo_model("echo", "");
+    let graph = shipped_graph(&ws, "enf", &model);
+    let data = ws.data(1, 2);
+    std::fs::write(ws.path("secret.png"), b"not for clients").unwrap();
+    let server = Server::start(
+        &ws,
+        &["--graph", graph.to_str().unwrap(), "--frames-root", data.to_str().unwrap(), "--max-history", "1"],
+    );
+    let documents = items(&ws, &data);
+    let (status, _, answer) = post(&server.url("/v1/predict"), &documents[1], None).await;
+    assert_eq!(status, 200, "the echo model serves: {answer}");
+
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"user": {"user_id": "u"}, "history": []}), "/candidate"),
+        (json!({"user": {"user_id": "u"}, "candidate": {"title": "x"}}), "/candidate/video_id"),
+        (
+            json!({"user": {"user_id": "u"}, "candidate": {"video_id": "v", "frames": ["../secret.png"]}}),
+            "/candidate/frames/0",
+        ),
+        (
+            json!({"user": {"user_id": "u"}, "candidate": {"video_id": "v", "frames": [{"path": "/etc/passwd"}]}}),
+            "/candidate/frames/0/path",
+        ),
+        (
+            json!({"user": {"user_id": "u"}, "candidate": {"video_id": "v"}, "history": [{"video_id": "a"}, {"video_id": "b"}]}),
+            "/history",
+        ),
+        (json!({"user": "u", "candidate": {"video_id": "v"}}), "/user"),
+    ];
+    for (body, pointer) in cases {
+        let (status, _, answer) = post(&server.url("/v1/predict"), &body, None).await;
+        assert_eq!(status, 400, "{body} → {answer}");
+        assert_eq!(answer["field"], pointer, "{body} → {answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    // Not JSON at all, and a route that does not exist.
+    let response = reqwest::Client::new()
+        .post(server.url("/v1/predict"))
+        .body("{oops")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(get(&server.url("/v2/nothing")).await.0, 404);
+    // The server is unharmed.
+    let (status, _, _) = post(&server.url("/v1/predict"), &documents[0], None).await;
+    assert_eq!(status, 200);
+    assert!(server.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_503_a_late_answer_504_and_a_token_guards_the_routes() {
+    let ws = Workspace::new();
+    let data = ws.data(1, 2);
+    // A node that spins until its 3 s deadline: each request holds its place that long.
+    let slow = ws.write(
+        "slow.toml",
+        &format!(
+            "[graph]\nname = \"slow\"\n[nodes.reason]\nplugin = \"{}\"\ntimeout = \"3s\"\nretries = 0\n",
+            fixture("spin_agent").display()
+        ),
+    );
+    let server = Server::start(
+        &ws,
+        &["--graph", slow.to_str().unwrap(), "--queue", "1", "--token", "s3cret", "--deadline", "10s"],
+    );
+    let document = &items(&ws, &data)[0];
+    let mut body = document.clone();
+    body["candidate"]["frames"] = json!([]);
+    for entry in body["history"].as_array_mut().unwrap() {
+        entry["frames"] = json!([]);
+    }
+    // The token: required on the API, not on liveness.
+    let (status, headers, _) = post(&server.url("/v1/predict"), &body, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    assert_eq!(post(&server.url("/v1/predict"), &body, Some("wrong")).await.0, 401);
+    assert_eq!(get(&server.url("/healthz")).await.0, 200);
+    assert_eq!(get(&server.url("/readyz")).await.0, 401);
+
+    let first = {
+        let (url, body) = (server.url("/v1/predict"), body.clone());
+        tokio::spawn(async move { post(&url, &body, Some("s3cret")).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let (status, headers, answer) = post(&server.url("/v1/predict"), &body, Some("s3cret")).await;
+    assert_eq!(status, 503, "the one place is taken: {answer}");
+    assert_eq!(headers["retry-after"], "1");
+    let (status, _, answer) = first.await.unwrap();
+    assert_eq!(status, 502, "the spinning node failed its own request: {answer}");
+    assert!(answer["nodes"]["reason"]["error"].as_str().is_some_and(|e| !e.is_empty()), "{answer}");
+    assert!(server.stop().success());
+
+    // A deadline shorter than the node's: 504, and the abandoned work stops
+    // (else the spinning node would time out, and say so, 3 s after it began).
+    let log = ws.path("serve.log");
+    let server = Server::start_with_log(
+        &ws,
+        &["--graph", slow.to_str().unwrap(), "--deadline", "500ms"],
+        std::fs::File::create(&log).unwrap(),
+    );
+    let (status, _, answer) = post(&server.url("/v1/predict"), &body, None).await;
+    assert_eq!(status, 504, "{answer}");
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert!(server.stop().success());
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(!log.contains("timed out"), "the node ran on after its request was answered: {log}");
+}
+
+#[test]
+fn listening_beyond_loopback_needs_a_token() {
+    let ws = Workspace::new();
+    let model = ws.echo_model("echo", "");
+    let graph = shipped_graph(&ws, "enf", &model);
+    let output = ws.enf(&["serve", "--graph", graph.to_str().unwrap(), "--listen", "0.0.0.0:0"]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("needs a bearer token"), "{}", text(&output));
+}
