@@ -172,7 +172,16 @@ async fn bad_requests_are_400s_naming_the_field_and_frames_stay_under_the_root()
     std::fs::write(ws.path("secret.png"), b"not for clients").unwrap();
     let server = Server::start(
         &ws,
-        &["--graph", graph.to_str().unwrap(), "--frames-root", data.to_str().unwrap(), "--max-history", "1"],
+        &[
+            "--graph",
+            graph.to_str().unwrap(),
+            "--frames-root",
+            data.to_str().unwrap(),
+            "--max-history",
+            "1",
+            "--max-body-bytes",
+            "100000",
+        ],
     );
     let documents = items(&ws, &data);
     let (status, _, answer) = post(&server.url("/v1/predict"), &documents[1], None).await;
@@ -211,6 +220,10 @@ async fn bad_requests_are_400s_naming_the_field_and_frames_stay_under_the_root()
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
     assert_eq!(get(&server.url("/v2/nothing")).await.0, 404);
+    let mut huge = documents[0].clone();
+    huge["user"]["notes"] = json!("x".repeat(200_000));
+    let (status, _, answer) = post(&server.url("/v1/predict"), &huge, None).await;
+    assert_eq!(status, 413, "{answer}");
     // The server is unharmed.
     let (status, _, _) = post(&server.url("/v1/predict"), &documents[0], None).await;
     assert_eq!(status, 200);
@@ -255,6 +268,8 @@ async fn a_full_queue_answers_503_a_late_answer_504_and_a_token_guards_the_route
     let (status, headers, answer) = post(&server.url("/v1/predict"), &body, Some("s3cret")).await;
     assert_eq!(status, 503, "the one place is taken: {answer}");
     assert_eq!(headers["retry-after"], "1");
+    // SIGTERM while the first request runs: it is still answered, then the server exits 0.
+    terminate(&server.child);
     let (status, _, answer) = first.await.unwrap();
     assert_eq!(status, 502, "the spinning node failed its own request: {answer}");
     assert!(answer["nodes"]["reason"]["error"].as_str().is_some_and(|e| !e.is_empty()), "{answer}");
