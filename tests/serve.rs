@@ -160,6 +160,49 @@ async fn a_prediction_over_http_is_what_enf_run_writes_for_the_item() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["nodes"]["video"]["output"], record["nodes"]["video"]["output"]);
 
+    // Filter: the ranked candidates of one user; each verdict is /v1/predict's
+    // for the same user, history and candidate; kept ones keep their order.
+    let base = &documents[0];
+    let candidates: Vec<Value> = documents.iter().map(|d| d["candidate"].clone()).collect();
+    let request = json!({"user": base["user"], "history": base["history"], "candidates": candidates});
+    let (status, _, filtered) = post(&server.url("/v1/filter"), &request, None).await;
+    assert_eq!(status, 200, "{filtered}");
+    let (kept, dropped) = (filtered["kept"].as_array().unwrap(), filtered["dropped"].as_array().unwrap());
+    let mut ranks: Vec<u64> = kept.iter().chain(dropped).map(|e| e["rank"].as_u64().unwrap()).collect();
+    ranks.sort_unstable();
+    assert_eq!(ranks, vec![0, 1, 2], "every candidate once: {filtered}");
+    assert!(kept.windows(2).all(|w| w[0]["rank"].as_u64() < w[1]["rank"].as_u64()), "order kept: {filtered}");
+    for entry in kept.iter().chain(dropped) {
+        let rank = entry["rank"].as_u64().unwrap() as usize;
+        let single = json!({"user": base["user"], "history": base["history"], "candidate": candidates[rank]});
+        let (_, _, answer) = post(&server.url("/v1/predict"), &single, None).await;
+        assert_eq!(entry["verdict"], answer["verdict"], "{entry} vs {answer}");
+        assert_eq!(entry["video_id"], candidates[rank]["video_id"]);
+        let is_dropped = dropped.contains(entry);
+        assert_eq!(is_dropped, answer["verdict"] == "negative", "{entry}");
+    }
+    let mut keep_all = request.clone();
+    keep_all["keep_at_least"] = json!(3);
+    let (_, _, filtered) = post(&server.url("/v1/filter"), &keep_all, None).await;
+    assert_eq!(filtered["kept"].as_array().unwrap().len(), 3, "{filtered}");
+    assert_eq!(filtered["restored"].as_u64().unwrap() as usize, dropped.len());
+    let mut bad = request.clone();
+    bad["candidates"][1]["video_id"] = json!(7);
+    let (status, _, answer) = post(&server.url("/v1/filter"), &bad, None).await;
+    assert_eq!((status, answer["field"].as_str()), (400, Some("/candidates/1/video_id")), "{answer}");
+
+    // Metrics: requests by route and status, nodes, model calls, the queue.
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    let predictions = 3 + 1 + 3; // per document, inline frames, beside the filter
+    assert!(
+        metrics.contains(&format!("enf_requests_total{{route=\"/v1/predict\",status=\"200\"}} {predictions}")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("enf_requests_total{route=\"/v1/filter\",status=\"400\"} 1"), "{metrics}");
+    assert!(metrics.contains("enf_node_duration_seconds_bucket{node=\"reason\",le=\"+Inf\"}"), "{metrics}");
+    assert!(metrics.contains("enf_model_requests_total{node=\"video\"}"), "{metrics}");
+    assert!(metrics.contains("enf_queue_depth 0"), "{metrics}");
+
     assert!(server.stop().success(), "SIGTERM: a clean exit");
 }
 

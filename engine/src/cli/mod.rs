@@ -48,7 +48,7 @@ enum Command {
     Bench(bench_cmd::BenchCommand),
     /// Train a graph node's model: SFT, GRPO or S-GRPO on the agent's own prompts.
     Train(train_cmd::TrainArgs),
-    /// Serve a graph over HTTP: predict and explain one item per request.
+    /// Serve a graph over HTTP: predict, explain, filter ranked candidates.
     Serve(serve_cmd::ServeArgs),
     /// Write model directories (tiny test model, GGUF import) and try models.
     #[command(subcommand)]

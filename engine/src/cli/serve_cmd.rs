@@ -46,6 +46,9 @@ pub struct ServeArgs {
     /// Largest inline frame in bytes (decoded).
     #[arg(long, default_value_t = Limits::default().max_frame_bytes)]
     max_frame_bytes: usize,
+    /// Most candidates in one /v1/filter request (each takes a queue place).
+    #[arg(long, default_value_t = Limits::default().max_candidates)]
+    max_candidates: usize,
     /// The node whose output holds the verdict [default: `reason`, else the graph's only sink].
     #[arg(long, value_name = "NODE")]
     verdict_node: Option<String>,
@@ -98,6 +101,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             max_history: args.max_history,
             max_frames: args.max_frames,
             max_frame_bytes: args.max_frame_bytes,
+            max_candidates: args.max_candidates,
         },
         queue: args.queue,
         deadline: args.deadline,

@@ -9,9 +9,12 @@
 //!   builds, every problem named by its JSON pointer;
 //! - [`frames`]: the frames a request names (paths under a root, inline
 //!   images) and the frame source its agents read them from;
-//! - `routes`: the HTTP routes and their responses.
+//! - `routes`: the HTTP routes and their responses; `filter`: `/v1/filter`;
+//! - [`metrics`]: the counters behind `/metrics`.
 
+mod filter;
 pub mod frames;
+pub mod metrics;
 pub mod request;
 mod routes;
 
@@ -81,6 +84,7 @@ pub(crate) struct ServerState {
     pub(crate) verdict_node: String,
     /// Each model alias and whether it answered the start-up probe.
     pub(crate) models: Vec<(String, Result<(), String>)>,
+    pub(crate) metrics: metrics::Metrics,
 }
 
 /// The node holding the verdict: `wanted` if given, else `reason`, else the
@@ -168,6 +172,7 @@ pub async fn serve(
         token: options.token.clone(),
         verdict_node,
         models,
+        metrics: metrics::Metrics::default(),
     });
     let app = routes::router(state);
     let io = |source| ServeError::Io { address: options.listen, source };

@@ -20,11 +20,19 @@ pub struct Limits {
     pub max_frames: usize,
     /// Largest decoded inline frame in bytes.
     pub max_frame_bytes: usize,
+    /// Most candidates in one `/v1/filter` request.
+    pub max_candidates: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 32 << 20, max_history: 200, max_frames: 32, max_frame_bytes: 4 << 20 }
+        Self {
+            max_body_bytes: 32 << 20,
+            max_history: 200,
+            max_frames: 32,
+            max_frame_bytes: 4 << 20,
+            max_candidates: 100,
+        }
     }
 }
 

@@ -1,13 +1,14 @@
 //! The HTTP routes of `enf serve` (docs/serving.md): `POST /v1/predict`,
-//! `POST /v1/explain`, `GET /healthz`, `GET /readyz`. Every answer is JSON;
-//! a bad request is a 400 naming the field, never a 500; agent output is
+//! `POST /v1/explain`, `POST /v1/filter` (in `filter`), `GET /healthz`,
+//! `GET /readyz`, `GET /metrics`. Every answer but the metrics is JSON; a
+//! bad request is a 400 naming the field, never a 500; agent output is
 //! returned as JSON data, never as markup.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,11 +17,12 @@ use serde_json::{Value, json};
 
 use super::ServerState;
 use super::frames::RequestFrames;
-use super::request::check_item;
+use super::metrics::Gauges;
+use super::request::{CheckedItem, check_item};
 use crate::data::{Item, Truth};
 use crate::run::{ItemRecord, RunContext, run_item};
 
-type Shared = Arc<ServerState>;
+pub(super) type Shared = Arc<ServerState>;
 
 /// The router over `state`.
 pub(super) fn router(state: Shared) -> axum::Router {
@@ -28,16 +30,19 @@ pub(super) fn router(state: Shared) -> axum::Router {
     axum::Router::new()
         .route("/v1/predict", post(predict))
         .route("/v1/explain", post(explain))
+        .route("/v1/filter", post(super::filter::filter))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route("/healthz", get(|| async { Json(json!({"status": "live"})) }))
+        .route_layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route", None) })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 
 /// A JSON error answer; `pointer` names the field at fault.
-fn error(status: StatusCode, message: impl Into<String>, pointer: Option<&str>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>, pointer: Option<&str>) -> Response {
     let mut body = json!({"error": message.into()});
     if let Some(pointer) = pointer {
         body["field"] = json!(pointer);
@@ -60,6 +65,29 @@ async fn require_token(State(state): State<Shared>, request: Request, next: Next
         }
     }
     next.run(request).await
+}
+
+async fn record_metrics(
+    State(state): State<Shared>,
+    route: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = route.map_or_else(|| "unmatched".to_string(), |r| r.as_str().to_string());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state.metrics.request(&route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    let gauges = Gauges {
+        queue_depth: state.queue - state.admitted.available_permits(),
+        queue_capacity: state.queue,
+        cache: state.pipeline.cache_stats.as_ref().map(|s| (s.hits(), s.misses())),
+    };
+    let text = state.metrics.render(&gauges);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 async fn readyz(State(state): State<Shared>) -> Response {
@@ -85,28 +113,35 @@ async fn readyz(State(state): State<Shared>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Checks the body, waits for a place in the queue (503 when there is
-/// none) and runs the item before the deadline (504 after it).
-async fn run_request(state: &ServerState, body: Result<Json<Value>, JsonRejection>) -> Result<ItemRecord, Response> {
-    let Json(body) = body.map_err(|rejection| match rejection {
+/// The JSON body, or the answer to a body that is not JSON (400) or too large (413).
+pub(super) fn json_body(state: &ServerState, body: Result<Json<Value>, JsonRejection>) -> Result<Value, Response> {
+    body.map(|Json(body)| body).map_err(|rejection| match rejection {
         JsonRejection::BytesRejection(_) => error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the body is over {} bytes", state.rules.limits.max_body_bytes),
             Some(""),
         ),
         other => error(StatusCode::BAD_REQUEST, other.body_text(), Some("")),
-    })?;
-    let checked =
-        check_item(&body, &state.rules).map_err(|e| error(StatusCode::BAD_REQUEST, e.message, Some(&e.pointer)))?;
-    let Ok(permit) = state.admitted.clone().try_acquire_owned() else {
+    })
+}
+
+/// `places` places in the queue, or a 503 with `Retry-After` when they are not free.
+pub(super) fn admit(state: &ServerState, places: usize) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    let places = u32::try_from(places).unwrap_or(u32::MAX);
+    state.admitted.clone().try_acquire_many_owned(places).map_err(|_| {
         let mut response = error(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("busy: {} requests are already admitted", state.queue),
+            format!("busy: the queue of {} places has too few free", state.queue),
             None,
         );
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return Err(response);
-    };
+        response
+    })
+}
+
+/// Runs a checked item before the deadline (504 after it, its unfinished
+/// node calls cancelled) and counts its nodes in the metrics.
+pub(super) async fn execute(state: &ServerState, checked: CheckedItem) -> Result<ItemRecord, Response> {
     let frames = RequestFrames::new(checked.frames).map_err(|e| {
         tracing::error!("cannot write the request's inline frames: {e}");
         error(StatusCode::INSUFFICIENT_STORAGE, "cannot store the request's frames", None)
@@ -119,15 +154,24 @@ async fn run_request(state: &ServerState, body: Result<Json<Value>, JsonRejectio
         truth: Truth { negative: false, explicit: false, reason_class: None, reason_text: None },
     };
     let context = RunContext { pipeline: state.pipeline.clone(), frames: Arc::new(frames) };
-    let record = tokio::time::timeout(state.deadline, run_item(context, Arc::new(item))).await;
-    drop(permit);
-    record.map_err(|_| {
+    let record = tokio::time::timeout(state.deadline, run_item(context, Arc::new(item))).await.map_err(|_| {
         error(StatusCode::GATEWAY_TIMEOUT, format!("no answer within the deadline of {:?}", state.deadline), None)
-    })
+    })?;
+    state.metrics.item(&record);
+    Ok(record)
+}
+
+/// Checks the body, takes a place in the queue and runs the item.
+async fn run_request(state: &ServerState, body: Result<Json<Value>, JsonRejection>) -> Result<ItemRecord, Response> {
+    let body = json_body(state, body)?;
+    let checked =
+        check_item(&body, &state.rules).map_err(|e| error(StatusCode::BAD_REQUEST, e.message, Some(&e.pointer)))?;
+    let _place = admit(state, 1)?;
+    execute(state, checked).await
 }
 
 /// Each node's outcome in short: ok, milliseconds, output or error.
-fn node_summaries(record: &ItemRecord) -> Value {
+pub(super) fn node_summaries(record: &ItemRecord) -> Value {
     let nodes: serde_json::Map<String, Value> = record
         .nodes
         .iter()

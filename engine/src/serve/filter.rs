@@ -1,0 +1,168 @@
+//! `POST /v1/filter`: the paper's deployment — a base recommender's ranked
+//! candidates for one user go in; those ENF predicts will draw negative
+//! feedback come out, with the verdict and the reason, and the rest stay in
+//! their order. Each candidate is one item through the pipeline (they run
+//! concurrently and take one queue place each); a candidate whose item
+//! fails is kept (fail open) with its error, so a broken agent never empties
+//! a feed.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::request::{FieldError, check_item};
+use super::routes::{Shared, admit, error, execute, json_body};
+use crate::run::ItemRecord;
+
+/// What the request asks of the filter.
+struct FilterSettings {
+    /// A negative verdict drops its candidate when its confidence (1 when
+    /// the agent gives none) is at least this.
+    threshold: f64,
+    /// Dropped candidates are put back, best ranked first, until this many are kept.
+    keep_at_least: usize,
+}
+
+fn settings(fields: &Map<String, Value>) -> Result<FilterSettings, FieldError> {
+    let bad = |pointer: &str, message: &str| FieldError { pointer: pointer.into(), message: message.into() };
+    let threshold = match fields.get("threshold") {
+        None | Some(Value::Null) => 0.5,
+        Some(v) => v
+            .as_f64()
+            .filter(|t| (0.0..=1.0).contains(t))
+            .ok_or_else(|| bad("/threshold", "must be a number in [0, 1]"))?,
+    };
+    let keep_at_least = match fields.get("keep_at_least") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v
+            .as_u64()
+            .and_then(|k| usize::try_from(k).ok())
+            .ok_or_else(|| bad("/keep_at_least", "must be a whole number ≥ 0"))?,
+    };
+    Ok(FilterSettings { threshold, keep_at_least })
+}
+
+/// One candidate's item bodies: the request's user, history and task with
+/// that candidate; errors point into `/candidates/i`.
+fn candidate_bodies(fields: &Map<String, Value>, max: usize) -> Result<Vec<Value>, FieldError> {
+    let known = ["user", "history", "candidates", "task", "threshold", "keep_at_least"];
+    if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(FieldError {
+            pointer: format!("/{unknown}"),
+            message: format!("unknown field (known: {})", known.join(", ")),
+        });
+    }
+    let candidates = match fields.get("candidates") {
+        Some(Value::Array(list)) if !list.is_empty() => list,
+        Some(Value::Array(_)) => return Err(FieldError { pointer: "/candidates".into(), message: "is empty".into() }),
+        Some(_) => return Err(FieldError { pointer: "/candidates".into(), message: "must be a list".into() }),
+        None => return Err(FieldError { pointer: "/candidates".into(), message: "is required".into() }),
+    };
+    if candidates.len() > max {
+        return Err(FieldError {
+            pointer: "/candidates".into(),
+            message: format!("{} candidates; at most {max}", candidates.len()),
+        });
+    }
+    Ok(candidates
+        .iter()
+        .map(|candidate| {
+            let mut body = Map::new();
+            for key in ["user", "history", "task"] {
+                if let Some(value) = fields.get(key) {
+                    body.insert(key.into(), value.clone());
+                }
+            }
+            body.insert("candidate".into(), candidate.clone());
+            Value::Object(body)
+        })
+        .collect())
+}
+
+/// The verdict fields of a record's verdict node, or its error.
+fn outcome(record: &ItemRecord, node: &str) -> Result<Value, String> {
+    let node_record = record.nodes.get(node);
+    node_record
+        .and_then(|n| n.output.as_ref())
+        .and_then(|o| o.get("verdict"))
+        .cloned()
+        .ok_or_else(|| node_record.and_then(|n| n.error.clone()).unwrap_or_else(|| "it gave no verdict".into()))
+}
+
+pub(super) async fn filter(State(state): State<Shared>, body: Result<Json<Value>, JsonRejection>) -> Response {
+    let body = match json_body(&state, body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let Some(fields) = body.as_object() else {
+        return error(StatusCode::BAD_REQUEST, "must be an object", Some(""));
+    };
+    let checked = settings(fields).and_then(|settings| {
+        let bodies = candidate_bodies(fields, state.rules.limits.max_candidates)?;
+        let items = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                check_item(body, &state.rules).map_err(|e| FieldError {
+                    pointer: e
+                        .pointer
+                        .strip_prefix("/candidate")
+                        .map_or(e.pointer.clone(), |rest| format!("/candidates/{i}{rest}")),
+                    message: e.message,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((settings, items))
+    });
+    let (settings, items) = match checked {
+        Ok(checked) => checked,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.message, Some(&e.pointer)),
+    };
+    let _places = match admit(&state, items.len()) {
+        Ok(places) => places,
+        Err(response) => return response,
+    };
+    let started = std::time::Instant::now();
+    let ids: Vec<String> = items.iter().map(|i| i.video_id.clone()).collect();
+    let results = futures::future::join_all(items.into_iter().map(|item| execute(&state, item))).await;
+    let (mut kept, mut dropped) = (Vec::new(), Vec::new());
+    for (rank, (video_id, result)) in ids.into_iter().zip(results).enumerate() {
+        let verdict = match result {
+            Ok(record) => outcome(&record, &state.verdict_node),
+            Err(response) => Err(format!("no verdict (HTTP {})", response.status().as_u16())),
+        };
+        let entry = match &verdict {
+            Ok(v) => json!({
+                "video_id": video_id, "rank": rank, "verdict": v.get("attitude"), "class": v.get("reason_class"),
+                "reason": v.get("reason"), "confidence": v.get("confidence"),
+            }),
+            Err(e) => json!({"video_id": video_id, "rank": rank, "error": e}),
+        };
+        let negative = verdict.as_ref().is_ok_and(|v| {
+            v.get("attitude").and_then(Value::as_str) == Some("negative")
+                && v.get("confidence").and_then(Value::as_f64).unwrap_or(1.0) >= settings.threshold
+        });
+        if negative { dropped.push(entry) } else { kept.push(entry) }
+    }
+    // Put back the best-ranked dropped candidates until enough are kept.
+    let mut restored = 0;
+    while kept.len() < settings.keep_at_least && !dropped.is_empty() {
+        let mut entry = dropped.remove(0);
+        entry["restored"] = json!(true);
+        let rank = entry["rank"].as_u64();
+        let at = kept.iter().position(|k| k["rank"].as_u64() > rank).unwrap_or(kept.len());
+        kept.insert(at, entry);
+        restored += 1;
+    }
+    let body = json!({
+        "kept": kept,
+        "dropped": dropped,
+        "restored": restored,
+        "node": state.verdict_node,
+        "ms": started.elapsed().as_secs_f64() * 1000.0,
+    });
+    Json(body).into_response()
+}
