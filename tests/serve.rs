@@ -77,13 +77,7 @@ async fn get(url: &str) -> (u16, Value) {
 /// The tiny generated Llama (greedy) behind the shipped ENF graph, and a
 /// synthetic data set of one user.
 fn tiny_setup(ws: &Workspace) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dir = ws.path("models/tiny-text");
-    let output = ws.enf(&["model", "tiny-text", dir.to_str().unwrap(), "--arch", "llama"]);
-    assert!(output.status.success(), "{}", text(&output));
-    let manifest = ws.write(
-        "models/tiny-text.toml",
-        "name = \"tiny-text\"\nbackend = \"mistralrs\"\n[mistralrs]\nsource = { dir = \"tiny-text\" }\narchitecture = \"llama\"\ndtype = \"f32\"\ndevice = \"cpu\"\n[sampling]\ntemperature = 0.0\nmax_tokens = 8\n",
-    );
+    let manifest = ws.tiny_text_model();
     let graph = shipped_graph(ws, "enf", &manifest);
     let data = ws.path("data");
     let output = ws.enf(&["data", "synth", data.to_str().unwrap(), "--users", "1", "--seed", "5"]);

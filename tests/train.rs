@@ -17,13 +17,7 @@ use support::{Workspace, shipped_graph, text};
 
 /// A tiny llama model, its manifest and the ENF graph on it.
 fn setup(ws: &Workspace) -> (PathBuf, PathBuf) {
-    let dir = ws.path("models/tiny-text");
-    let output = ws.enf(&["model", "tiny-text", dir.to_str().unwrap(), "--arch", "llama"]);
-    assert!(output.status.success(), "{}", text(&output));
-    let manifest = ws.write(
-        "models/tiny-text.toml",
-        "name = \"tiny-text\"\nbackend = \"mistralrs\"\n[mistralrs]\nsource = { dir = \"tiny-text\" }\narchitecture = \"llama\"\ndtype = \"f32\"\ndevice = \"cpu\"\nprefix_cache = 0\n[sampling]\ntemperature = 0.0\nmax_tokens = 8\n",
-    );
+    let manifest = ws.tiny_text_model();
     let graph = shipped_graph(ws, "enf", &manifest);
     let data = ws.path("data");
     let output = ws.enf(&["data", "synth", data.to_str().unwrap(), "--users", "2", "--seed", "3"]);

@@ -120,6 +120,18 @@ impl Workspace {
         )
     }
 
+    /// Writes the tiny generated Llama to `models/tiny-text` and its manifest
+    /// (`models/tiny-text.toml`: CPU, f32, greedy, 8 new tokens); returns the manifest.
+    pub fn tiny_text_model(&self) -> PathBuf {
+        let dir = self.path("models/tiny-text");
+        let output = self.enf(&["model", "tiny-text", dir.to_str().unwrap(), "--arch", "llama"]);
+        assert!(output.status.success(), "{}", text(&output));
+        self.write(
+            "models/tiny-text.toml",
+            "name = \"tiny-text\"\nbackend = \"mistralrs\"\n[mistralrs]\nsource = { dir = \"tiny-text\" }\narchitecture = \"llama\"\ndtype = \"f32\"\ndevice = \"cpu\"\nprefix_cache = 0\n[sampling]\ntemperature = 0.0\nmax_tokens = 8\n",
+        )
+    }
+
     /// Writes a TVNF data set of `users` users with `per_user` interactions
     /// each (so `users * per_user` items); every video has two frame files.
     pub fn data(&self, users: usize, per_user: usize) -> PathBuf {
