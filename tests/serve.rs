@@ -272,6 +272,7 @@ async fn a_full_queue_answers_503_a_late_answer_504_and_a_token_guards_the_route
     let ws = Workspace::new();
     let data = ws.data(1, 2);
     // A node that spins until its 3 s deadline: each request holds its place that long.
+    // (Retries 0; /metrics needs the token too.)
     let slow = ws.write(
         "slow.toml",
         &format!(
@@ -301,7 +302,25 @@ async fn a_full_queue_answers_503_a_late_answer_504_and_a_token_guards_the_route
         let (url, body) = (server.url("/v1/predict"), body.clone());
         tokio::spawn(async move { post(&url, &body, Some("s3cret")).await })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    // Wait until the first request holds the one place (the queue depth says so).
+    let mut waited = 0;
+    loop {
+        let metrics = reqwest::Client::new()
+            .get(server.url("/metrics"))
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("enf_queue_depth 1") {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 200, "the first request was never admitted: {metrics}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let (status, headers, answer) = post(&server.url("/v1/predict"), &body, Some("s3cret")).await;
     assert_eq!(status, 503, "the one place is taken: {answer}");
     assert_eq!(headers["retry-after"], "1");
