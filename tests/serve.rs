@@ -356,3 +356,67 @@ fn listening_beyond_loopback_needs_a_token() {
     assert!(!output.status.success());
     assert!(text(&output).contains("needs a bearer token"), "{}", text(&output));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_swaps_the_graph_while_requests_in_flight_finish_on_theirs_and_a_broken_one_is_refused() {
+    let ws = Workspace::new();
+    let data = ws.data(1, 2);
+    let model = ws.echo_model("echo", "");
+    let working = std::fs::read_to_string(shipped_graph(&ws, "enf", &model)).unwrap();
+    let slow = format!(
+        "[graph]\nname = \"slow\"\n[nodes.reason]\nplugin = \"{}\"\ntimeout = \"3s\"\nretries = 0\n",
+        fixture("spin_agent").display()
+    );
+    let graph = ws.write("live.toml", &slow);
+    let server = Server::start(&ws, &["--graph", graph.to_str().unwrap(), "--no-watch"]);
+    let mut body = items(&ws, &data)[0].clone();
+    body["candidate"]["frames"] = json!([]);
+    for entry in body["history"].as_array_mut().unwrap() {
+        entry["frames"] = json!([]);
+    }
+    let in_flight = {
+        let (url, body) = (server.url("/v1/predict"), body.clone());
+        tokio::spawn(async move { post(&url, &body, None).await })
+    };
+    loop {
+        let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+        if metrics.contains("enf_queue_depth 1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A broken graph is refused with `enf graph check`'s problems; version 1 keeps serving.
+    std::fs::write(&graph, "[graph]\nname = \"broken\"\n[nodes.reason]\nplugin = \"missing.wasm\"\n").unwrap();
+    let (status, _, answer) = post(&server.url("/admin/reload"), &json!({}), None).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["version"], 1);
+    let problems = answer["problems"].as_array().unwrap();
+    assert!(problems.iter().any(|p| p.as_str().unwrap().contains("missing.wasm")), "{answer}");
+    // A working one is swapped in while the first request still runs.
+    std::fs::write(&graph, &working).unwrap();
+    let (status, _, answer) = post(&server.url("/admin/reload"), &json!({}), None).await;
+    assert_eq!((status, &answer["version"]), (200, &json!(2)), "{answer}");
+    let (status, _, answer) = post(&server.url("/v1/predict"), &body, None).await;
+    assert_eq!((status, &answer["version"]), (200, &json!(2)), "the new graph answers: {answer}");
+    let (status, _, answer) = in_flight.await.unwrap();
+    assert_eq!(status, 502, "the request in flight finished on the graph it started with: {answer}");
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("enf_reloads_total{outcome=\"ok\"} 1"), "{metrics}");
+    assert!(metrics.contains("enf_reloads_total{outcome=\"refused\"} 1"), "{metrics}");
+    assert!(server.stop().success());
+
+    // The watcher reloads a changed file by itself.
+    let server = Server::start(&ws, &["--graph", graph.to_str().unwrap()]);
+    assert_eq!(get(&server.url("/readyz")).await.1["version"], 1);
+    std::fs::write(&graph, working.replacen("[graph]", "[graph]\n# edited", 1)).unwrap();
+    let mut version = json!(1);
+    for _ in 0..100 {
+        version = get(&server.url("/readyz")).await.1["version"].clone();
+        if version == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(version, 2, "the edited graph file was reloaded");
+    assert!(server.stop().success());
+}

@@ -55,6 +55,9 @@ pub struct ServeArgs {
     /// Items in flight in the pipeline at once (as `enf run --concurrency`).
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Do not watch the graph's files; reload only on POST /admin/reload.
+    #[arg(long)]
+    no_watch: bool,
     /// Cache model answers in this directory and replay identical requests.
     #[arg(long, value_name = "DIR")]
     inference_cache: Option<PathBuf>,
@@ -106,6 +109,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         queue: args.queue,
         deadline: args.deadline,
         verdict_node: args.verdict_node.clone(),
+        watch: (!args.no_watch).then_some(Duration::from_secs(1)),
         pipeline: PipelineOptions {
             cache_dir: args.cache.dir(),
             concurrency: args.concurrency.max(1),

@@ -126,12 +126,13 @@ pub(super) async fn filter(State(state): State<Shared>, body: Result<Json<Value>
         Err(response) => return response,
     };
     let started = std::time::Instant::now();
+    let version = state.current();
     let ids: Vec<String> = items.iter().map(|i| i.video_id.clone()).collect();
-    let results = futures::future::join_all(items.into_iter().map(|item| execute(&state, item))).await;
+    let results = futures::future::join_all(items.into_iter().map(|item| execute(&state, &version, item))).await;
     let (mut kept, mut dropped) = (Vec::new(), Vec::new());
     for (rank, (video_id, result)) in ids.into_iter().zip(results).enumerate() {
         let verdict = match result {
-            Ok(record) => outcome(&record, &state.verdict_node),
+            Ok(record) => outcome(&record, &version.verdict_node),
             Err(response) => Err(format!("no verdict (HTTP {})", response.status().as_u16())),
         };
         let entry = match &verdict {
@@ -161,7 +162,8 @@ pub(super) async fn filter(State(state): State<Shared>, body: Result<Json<Value>
         "kept": kept,
         "dropped": dropped,
         "restored": restored,
-        "node": state.verdict_node,
+        "node": version.verdict_node,
+        "version": version.number,
         "ms": started.elapsed().as_secs_f64() * 1000.0,
     });
     Json(body).into_response()

@@ -53,6 +53,7 @@ struct Counters {
     node_failures: BTreeMap<String, u64>,
     model_requests: BTreeMap<String, u64>,
     model_seconds: BTreeMap<String, f64>,
+    reloads: BTreeMap<&'static str, u64>,
 }
 
 /// The server's metrics (see the module docs).
@@ -69,6 +70,8 @@ pub struct Gauges {
     pub queue_capacity: usize,
     /// Inference-cache hits and misses, when the cache is on.
     pub cache: Option<(u64, u64)>,
+    /// The serving version of the pipeline (1 at start, one more per reload).
+    pub version: u64,
 }
 
 /// A label value with `\`, `"` and newlines escaped.
@@ -99,6 +102,11 @@ impl Metrics {
             *counters.model_requests.entry(node.clone()).or_default() += u64::from(outcome.usage.requests);
             *counters.model_seconds.entry(node.clone()).or_default() += outcome.usage.ms / 1000.0;
         }
+    }
+
+    /// One reload, swapped in (`true`) or refused.
+    pub fn reload(&self, swapped: bool) {
+        *self.lock().reloads.entry(if swapped { "ok" } else { "refused" }).or_default() += 1;
     }
 
     /// The Prometheus text exposition of everything counted, and `gauges`.
@@ -141,6 +149,17 @@ impl Metrics {
         out.push_str("# HELP enf_queue_capacity Requests that may be admitted at once.\n");
         out.push_str("# TYPE enf_queue_capacity gauge\n");
         let _ = writeln!(out, "enf_queue_capacity {}", gauges.queue_capacity);
+        out.push_str(
+            "# HELP enf_reloads_total Hot reloads, by outcome (ok: swapped in; refused: the old version kept).\n",
+        );
+        out.push_str("# TYPE enf_reloads_total counter\n");
+        for outcome in ["ok", "refused"] {
+            let count = counters.reloads.get(outcome).copied().unwrap_or(0);
+            let _ = writeln!(out, "enf_reloads_total{{outcome=\"{outcome}\"}} {count}");
+        }
+        out.push_str("# HELP enf_pipeline_version The serving version of the pipeline.\n");
+        out.push_str("# TYPE enf_pipeline_version gauge\n");
+        let _ = writeln!(out, "enf_pipeline_version {}", gauges.version);
         if let Some((hits, misses)) = gauges.cache {
             out.push_str("# HELP enf_inference_cache_total Inference-cache lookups, by outcome.\n");
             out.push_str("# TYPE enf_inference_cache_total counter\n");
@@ -161,7 +180,7 @@ mod tests {
         metrics.request("/v1/predict", 200, 0.02);
         metrics.request("/v1/predict", 200, 3.0);
         metrics.request("/v1/predict", 400, 0.001);
-        let text = metrics.render(&Gauges { queue_depth: 2, queue_capacity: 64, cache: Some((5, 1)) });
+        let text = metrics.render(&Gauges { queue_depth: 2, queue_capacity: 64, cache: Some((5, 1)), version: 3 });
         assert!(text.contains("enf_requests_total{route=\"/v1/predict\",status=\"200\"} 2"), "{text}");
         assert!(text.contains("enf_requests_total{route=\"/v1/predict\",status=\"400\"} 1"));
         assert!(text.contains("enf_request_duration_seconds_bucket{route=\"/v1/predict\",le=\"0.005\"} 1"));
@@ -170,6 +189,7 @@ mod tests {
         assert!(text.contains("enf_request_duration_seconds_count{route=\"/v1/predict\"} 3"));
         assert!(text.contains("enf_queue_depth 2") && text.contains("enf_queue_capacity 64"));
         assert!(text.contains("enf_inference_cache_total{outcome=\"hit\"} 5"));
+        assert!(text.contains("enf_pipeline_version 3") && text.contains("enf_reloads_total{outcome=\"refused\"} 0"));
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

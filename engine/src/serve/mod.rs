@@ -10,11 +10,13 @@
 //! - [`frames`]: the frames a request names (paths under a root, inline
 //!   images) and the frame source its agents read them from;
 //! - `routes`: the HTTP routes and their responses; `filter`: `/v1/filter`;
-//! - [`metrics`]: the counters behind `/metrics`.
+//! - [`metrics`]: the counters behind `/metrics`;
+//! - `reload`: versions of the pipeline, hot reload and the file watcher.
 
 mod filter;
 pub mod frames;
 pub mod metrics;
+mod reload;
 pub mod request;
 mod routes;
 
@@ -52,6 +54,9 @@ pub struct ServeOptions {
     pub verdict_node: Option<String>,
     /// Plugin cache, concurrency and inference cache, as for `enf run`.
     pub pipeline: PipelineOptions,
+    /// How often the graph's files are checked for changes (`None`: only
+    /// `POST /admin/reload` reloads).
+    pub watch: Option<Duration>,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -75,21 +80,29 @@ pub enum ServeError {
 
 /// What every route shares.
 pub(crate) struct ServerState {
-    pub(crate) pipeline: Arc<Pipeline>,
+    /// The serving version; a request takes it once and keeps it.
+    pub(crate) version: std::sync::RwLock<Arc<reload::Version>>,
+    pub(crate) builder: reload::Builder,
     pub(crate) rules: RequestRules,
     pub(crate) admitted: Arc<Semaphore>,
     pub(crate) queue: usize,
     pub(crate) deadline: Duration,
     pub(crate) token: Option<String>,
-    pub(crate) verdict_node: String,
     /// Each model alias and whether it answered the start-up probe.
     pub(crate) models: Vec<(String, Result<(), String>)>,
     pub(crate) metrics: metrics::Metrics,
 }
 
+impl ServerState {
+    /// The version serving now.
+    pub(crate) fn current(&self) -> Arc<reload::Version> {
+        self.version.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
 /// The node holding the verdict: `wanted` if given, else `reason`, else the
 /// graph's only sink (a node no other node reads).
-fn pick_verdict_node(pipeline: &Pipeline, wanted: Option<&str>) -> Result<String, ServeError> {
+pub(crate) fn pick_verdict_node(pipeline: &Pipeline, wanted: Option<&str>) -> Result<String, ServeError> {
     let graph = &pipeline.graph;
     let names: Vec<&str> = graph.nodes.iter().map(|n| n.name.as_str()).collect();
     if let Some(wanted) = wanted {
@@ -157,23 +170,30 @@ pub async fn serve(
         ),
         None => None,
     };
-    let pipeline = Pipeline::load(&options.graph, &options.pipeline)
-        .await
-        .map_err(|e| ServeError::Load(format!("{}: {e}", options.graph.display())))?;
-    let verdict_node = pick_verdict_node(&pipeline, options.verdict_node.as_deref())?;
-    let models = probe_models(&pipeline).await;
+    let builder = reload::Builder {
+        graph: options.graph.clone(),
+        registry: crate::inference::BackendRegistry::new(),
+        options: options.pipeline.clone(),
+        verdict_node: options.verdict_node.clone(),
+        building: tokio::sync::Mutex::new(()),
+    };
+    let version = builder.build(1).await?;
+    let models = probe_models(&version.pipeline).await;
     let default_task = serde_json::to_value(enf_kit::task::Task::default()).unwrap_or_default();
     let state = Arc::new(ServerState {
-        pipeline: Arc::new(pipeline),
+        version: std::sync::RwLock::new(Arc::new(version)),
+        builder,
         rules: RequestRules { limits: options.limits, frames_root, default_task },
         admitted: Arc::new(Semaphore::new(options.queue)),
         queue: options.queue,
         deadline: options.deadline,
         token: options.token.clone(),
-        verdict_node,
         models,
         metrics: metrics::Metrics::default(),
     });
+    if let Some(every) = options.watch {
+        tokio::spawn(reload::watch(state.clone(), every));
+    }
     let app = routes::router(state);
     let io = |source| ServeError::Io { address: options.listen, source };
     let listener = tokio::net::TcpListener::bind(options.listen).await.map_err(io)?;

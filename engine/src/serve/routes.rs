@@ -1,6 +1,6 @@
 //! The HTTP routes of `enf serve` (docs/serving.md): `POST /v1/predict`,
 //! `POST /v1/explain`, `POST /v1/filter` (in `filter`), `GET /healthz`,
-//! `GET /readyz`, `GET /metrics`. Every answer but the metrics is JSON; a
+//! `GET /readyz`, `GET /metrics`, `POST /admin/reload`. Every answer but the metrics is JSON; a
 //! bad request is a 400 naming the field, never a 500; agent output is
 //! returned as JSON data, never as markup.
 
@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use super::ServerState;
 use super::frames::RequestFrames;
 use super::metrics::Gauges;
+use super::reload::Version;
 use super::request::{CheckedItem, check_item};
 use crate::data::{Item, Truth};
 use crate::run::{ItemRecord, RunContext, run_item};
@@ -33,6 +34,7 @@ pub(super) fn router(state: Shared) -> axum::Router {
         .route("/v1/filter", post(super::filter::filter))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/admin/reload", post(admin_reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route("/healthz", get(|| async { Json(json!({"status": "live"})) }))
         .route_layer(middleware::from_fn_with_state(state.clone(), record_metrics))
@@ -84,10 +86,27 @@ async fn metrics(State(state): State<Shared>) -> Response {
     let gauges = Gauges {
         queue_depth: state.queue - state.admitted.available_permits(),
         queue_capacity: state.queue,
-        cache: state.pipeline.cache_stats.as_ref().map(|s| (s.hits(), s.misses())),
+        cache: state.current().pipeline.cache_stats.as_ref().map(|s| (s.hits(), s.misses())),
+        version: state.current().number,
     };
     let text = state.metrics.render(&gauges);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+async fn admin_reload(State(state): State<Shared>) -> Response {
+    match super::reload::reload(&state).await {
+        Ok(version) => Json(json!({"reloaded": true, "version": version})).into_response(),
+        Err(problems) => {
+            let lines: Vec<&str> = problems.lines().collect();
+            let body = json!({
+                "reloaded": false,
+                "error": "the new version does not build; the previous one keeps serving",
+                "version": state.current().number,
+                "problems": lines,
+            });
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+        }
+    }
 }
 
 async fn readyz(State(state): State<Shared>) -> Response {
@@ -103,10 +122,12 @@ async fn readyz(State(state): State<Shared>) -> Response {
         })
         .collect();
     let ready = state.models.iter().all(|(_, outcome)| outcome.is_ok());
+    let version = state.current();
     let body = json!({
         "ready": ready,
-        "graph": state.pipeline.graph.name,
-        "plugins": state.pipeline.plugins.len(),
+        "graph": version.pipeline.graph.name,
+        "version": version.number,
+        "plugins": version.pipeline.plugins.len(),
         "models": models,
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -141,7 +162,11 @@ pub(super) fn admit(state: &ServerState, places: usize) -> Result<tokio::sync::O
 
 /// Runs a checked item before the deadline (504 after it, its unfinished
 /// node calls cancelled) and counts its nodes in the metrics.
-pub(super) async fn execute(state: &ServerState, checked: CheckedItem) -> Result<ItemRecord, Response> {
+pub(super) async fn execute(
+    state: &ServerState,
+    version: &Version,
+    checked: CheckedItem,
+) -> Result<ItemRecord, Response> {
     let frames = RequestFrames::new(checked.frames).map_err(|e| {
         tracing::error!("cannot write the request's inline frames: {e}");
         error(StatusCode::INSUFFICIENT_STORAGE, "cannot store the request's frames", None)
@@ -153,7 +178,7 @@ pub(super) async fn execute(state: &ServerState, checked: CheckedItem) -> Result
         document: checked.document,
         truth: Truth { negative: false, explicit: false, reason_class: None, reason_text: None },
     };
-    let context = RunContext { pipeline: state.pipeline.clone(), frames: Arc::new(frames) };
+    let context = RunContext { pipeline: version.pipeline.clone(), frames: Arc::new(frames) };
     let record = tokio::time::timeout(state.deadline, run_item(context, Arc::new(item))).await.map_err(|_| {
         error(StatusCode::GATEWAY_TIMEOUT, format!("no answer within the deadline of {:?}", state.deadline), None)
     })?;
@@ -161,13 +186,17 @@ pub(super) async fn execute(state: &ServerState, checked: CheckedItem) -> Result
     Ok(record)
 }
 
-/// Checks the body, takes a place in the queue and runs the item.
-async fn run_request(state: &ServerState, body: Result<Json<Value>, JsonRejection>) -> Result<ItemRecord, Response> {
+/// Checks the body, takes a place in the queue and runs the item on `version`.
+async fn run_request(
+    state: &ServerState,
+    version: &Version,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<ItemRecord, Response> {
     let body = json_body(state, body)?;
     let checked =
         check_item(&body, &state.rules).map_err(|e| error(StatusCode::BAD_REQUEST, e.message, Some(&e.pointer)))?;
     let _place = admit(state, 1)?;
-    execute(state, checked).await
+    execute(state, version, checked).await
 }
 
 /// Each node's outcome in short: ok, milliseconds, output or error.
@@ -190,16 +219,17 @@ pub(super) fn node_summaries(record: &ItemRecord) -> Value {
 }
 
 async fn predict(State(state): State<Shared>, body: Result<Json<Value>, JsonRejection>) -> Response {
-    let record = match run_request(&state, body).await {
+    let version = state.current();
+    let record = match run_request(&state, &version, body).await {
         Ok(record) => record,
         Err(response) => return response,
     };
-    let node = record.nodes.get(&state.verdict_node);
+    let node = record.nodes.get(&version.verdict_node);
     let verdict = node.and_then(|n| n.output.as_ref()).and_then(|o| o.get("verdict")).cloned();
     let Some(verdict) = verdict else {
         let why = node.and_then(|n| n.error.clone()).unwrap_or_else(|| "it gave no verdict".into());
         let body = json!({
-            "error": format!("node `{}` failed: {why}", state.verdict_node),
+            "error": format!("node `{}` failed: {why}", version.verdict_node),
             "item_id": record.item_id,
             "nodes": node_summaries(&record),
         });
@@ -212,7 +242,8 @@ async fn predict(State(state): State<Shared>, body: Result<Json<Value>, JsonReje
         "reason": verdict.get("reason"),
         "guessed": verdict.get("guessed"),
         "confidence": verdict.get("confidence"),
-        "node": state.verdict_node,
+        "node": version.verdict_node,
+        "version": version.number,
         "ms": record.ms,
         "nodes": node_summaries(&record),
     });
@@ -220,7 +251,8 @@ async fn predict(State(state): State<Shared>, body: Result<Json<Value>, JsonReje
 }
 
 async fn explain(State(state): State<Shared>, body: Result<Json<Value>, JsonRejection>) -> Response {
-    match run_request(&state, body).await {
+    let version = state.current();
+    match run_request(&state, &version, body).await {
         // The record `enf run` writes for the item: every node's output, error,
         // timing, model usage and calls.
         Ok(record) => Json(record).into_response(),
