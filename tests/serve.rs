@@ -91,6 +91,27 @@ fn items(ws: &Workspace, data: &Path) -> Vec<Value> {
     String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
+/// A graph whose one node (`reason`) spins until its 3 s timeout, no retry.
+fn spinning_graph(ws: &Workspace) -> std::path::PathBuf {
+    ws.write(
+        "slow.toml",
+        &format!(
+            "[graph]\nname = \"slow\"\n[nodes.reason]\nplugin = \"{}\"\ntimeout = \"3s\"\nretries = 0\n",
+            fixture("spin_agent").display()
+        ),
+    )
+}
+
+/// `document` with every video's frames left out (for a server without a frames root).
+fn without_frames(document: &Value) -> Value {
+    let mut body = document.clone();
+    body["candidate"]["frames"] = json!([]);
+    for entry in body["history"].as_array_mut().unwrap() {
+        entry["frames"] = json!([]);
+    }
+    body
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prediction_over_http_is_what_enf_run_writes_for_the_item() {
     let ws = Workspace::new();
@@ -272,24 +293,12 @@ async fn a_full_queue_answers_503_a_late_answer_504_and_a_token_guards_the_route
     let ws = Workspace::new();
     let data = ws.data(1, 2);
     // A node that spins until its 3 s deadline: each request holds its place that long.
-    // (Retries 0; /metrics needs the token too.)
-    let slow = ws.write(
-        "slow.toml",
-        &format!(
-            "[graph]\nname = \"slow\"\n[nodes.reason]\nplugin = \"{}\"\ntimeout = \"3s\"\nretries = 0\n",
-            fixture("spin_agent").display()
-        ),
-    );
+    let slow = spinning_graph(&ws);
     let server = Server::start(
         &ws,
         &["--graph", slow.to_str().unwrap(), "--queue", "1", "--token", "s3cret", "--deadline", "10s"],
     );
-    let document = &items(&ws, &data)[0];
-    let mut body = document.clone();
-    body["candidate"]["frames"] = json!([]);
-    for entry in body["history"].as_array_mut().unwrap() {
-        entry["frames"] = json!([]);
-    }
+    let body = without_frames(&items(&ws, &data)[0]);
     // The token: required on the API, not on liveness.
     let (status, headers, _) = post(&server.url("/v1/predict"), &body, None).await;
     assert_eq!(status, 401);
@@ -363,17 +372,9 @@ async fn a_reload_swaps_the_graph_while_requests_in_flight_finish_on_theirs_and_
     let data = ws.data(1, 2);
     let model = ws.echo_model("echo", "");
     let working = std::fs::read_to_string(shipped_graph(&ws, "enf", &model)).unwrap();
-    let slow = format!(
-        "[graph]\nname = \"slow\"\n[nodes.reason]\nplugin = \"{}\"\ntimeout = \"3s\"\nretries = 0\n",
-        fixture("spin_agent").display()
-    );
-    let graph = ws.write("live.toml", &slow);
+    let graph = spinning_graph(&ws);
     let server = Server::start(&ws, &["--graph", graph.to_str().unwrap(), "--no-watch"]);
-    let mut body = items(&ws, &data)[0].clone();
-    body["candidate"]["frames"] = json!([]);
-    for entry in body["history"].as_array_mut().unwrap() {
-        entry["frames"] = json!([]);
-    }
+    let body = without_frames(&items(&ws, &data)[0]);
     let in_flight = {
         let (url, body) = (server.url("/v1/predict"), body.clone());
         tokio::spawn(async move { post(&url, &body, None).await })
