@@ -13,9 +13,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::request::{FieldError, check_item};
-use super::routes::{Shared, admit, error, execute, json_body};
-use crate::run::ItemRecord;
+use super::request::{FieldError, check_item, field_error};
+use super::routes::{Shared, admit, error, execute, json_body, verdict_of};
 
 /// What the request asks of the filter.
 struct FilterSettings {
@@ -27,20 +26,19 @@ struct FilterSettings {
 }
 
 fn settings(fields: &Map<String, Value>) -> Result<FilterSettings, FieldError> {
-    let bad = |pointer: &str, message: &str| FieldError { pointer: pointer.into(), message: message.into() };
     let threshold = match fields.get("threshold") {
         None | Some(Value::Null) => 0.5,
         Some(v) => v
             .as_f64()
             .filter(|t| (0.0..=1.0).contains(t))
-            .ok_or_else(|| bad("/threshold", "must be a number in [0, 1]"))?,
+            .ok_or_else(|| field_error("/threshold", "must be a number in [0, 1]"))?,
     };
     let keep_at_least = match fields.get("keep_at_least") {
         None | Some(Value::Null) => 0,
         Some(v) => v
             .as_u64()
             .and_then(|k| usize::try_from(k).ok())
-            .ok_or_else(|| bad("/keep_at_least", "must be a whole number ≥ 0"))?,
+            .ok_or_else(|| field_error("/keep_at_least", "must be a whole number ≥ 0"))?,
     };
     Ok(FilterSettings { threshold, keep_at_least })
 }
@@ -50,22 +48,16 @@ fn settings(fields: &Map<String, Value>) -> Result<FilterSettings, FieldError> {
 fn candidate_bodies(fields: &Map<String, Value>, max: usize) -> Result<Vec<Value>, FieldError> {
     let known = ["user", "history", "candidates", "task", "threshold", "keep_at_least"];
     if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(FieldError {
-            pointer: format!("/{unknown}"),
-            message: format!("unknown field (known: {})", known.join(", ")),
-        });
+        return Err(field_error(format!("/{unknown}"), format!("unknown field (known: {})", known.join(", "))));
     }
     let candidates = match fields.get("candidates") {
         Some(Value::Array(list)) if !list.is_empty() => list,
-        Some(Value::Array(_)) => return Err(FieldError { pointer: "/candidates".into(), message: "is empty".into() }),
-        Some(_) => return Err(FieldError { pointer: "/candidates".into(), message: "must be a list".into() }),
-        None => return Err(FieldError { pointer: "/candidates".into(), message: "is required".into() }),
+        Some(Value::Array(_)) => return Err(field_error("/candidates", "is empty")),
+        Some(_) => return Err(field_error("/candidates", "must be a list")),
+        None => return Err(field_error("/candidates", "is required")),
     };
     if candidates.len() > max {
-        return Err(FieldError {
-            pointer: "/candidates".into(),
-            message: format!("{} candidates; at most {max}", candidates.len()),
-        });
+        return Err(field_error("/candidates", format!("{} candidates; at most {max}", candidates.len())));
     }
     Ok(candidates
         .iter()
@@ -80,16 +72,6 @@ fn candidate_bodies(fields: &Map<String, Value>, max: usize) -> Result<Vec<Value
             Value::Object(body)
         })
         .collect())
-}
-
-/// The verdict fields of a record's verdict node, or its error.
-fn outcome(record: &ItemRecord, node: &str) -> Result<Value, String> {
-    let node_record = record.nodes.get(node);
-    node_record
-        .and_then(|n| n.output.as_ref())
-        .and_then(|o| o.get("verdict"))
-        .cloned()
-        .ok_or_else(|| node_record.and_then(|n| n.error.clone()).unwrap_or_else(|| "it gave no verdict".into()))
 }
 
 pub(super) async fn filter(State(state): State<Shared>, body: Result<Json<Value>, JsonRejection>) -> Response {
@@ -132,7 +114,7 @@ pub(super) async fn filter(State(state): State<Shared>, body: Result<Json<Value>
     let (mut kept, mut dropped) = (Vec::new(), Vec::new());
     for (rank, (video_id, result)) in ids.into_iter().zip(results).enumerate() {
         let verdict = match result {
-            Ok(record) => outcome(&record, &version.verdict_node),
+            Ok(record) => verdict_of(&record, &version.verdict_node),
             Err(response) => Err(format!("no verdict (HTTP {})", response.status().as_u16())),
         };
         let entry = match &verdict {

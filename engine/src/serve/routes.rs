@@ -199,6 +199,16 @@ async fn run_request(
     execute(state, version, checked).await
 }
 
+/// The verdict the record's verdict node gave, or why there is none.
+pub(super) fn verdict_of(record: &ItemRecord, node: &str) -> Result<Value, String> {
+    let node_record = record.nodes.get(node);
+    node_record
+        .and_then(|n| n.output.as_ref())
+        .and_then(|o| o.get("verdict"))
+        .cloned()
+        .ok_or_else(|| node_record.and_then(|n| n.error.clone()).unwrap_or_else(|| "it gave no verdict".into()))
+}
+
 /// Each node's outcome in short: ok, milliseconds, output or error.
 pub(super) fn node_summaries(record: &ItemRecord) -> Value {
     let nodes: serde_json::Map<String, Value> = record
@@ -224,16 +234,16 @@ async fn predict(State(state): State<Shared>, body: Result<Json<Value>, JsonReje
         Ok(record) => record,
         Err(response) => return response,
     };
-    let node = record.nodes.get(&version.verdict_node);
-    let verdict = node.and_then(|n| n.output.as_ref()).and_then(|o| o.get("verdict")).cloned();
-    let Some(verdict) = verdict else {
-        let why = node.and_then(|n| n.error.clone()).unwrap_or_else(|| "it gave no verdict".into());
-        let body = json!({
+    let verdict = match verdict_of(&record, &version.verdict_node) {
+        Ok(verdict) => verdict,
+        Err(why) => {
+            let body = json!({
             "error": format!("node `{}` failed: {why}", version.verdict_node),
             "item_id": record.item_id,
-            "nodes": node_summaries(&record),
-        });
-        return (StatusCode::BAD_GATEWAY, Json(body)).into_response();
+                "nodes": node_summaries(&record),
+            });
+            return (StatusCode::BAD_GATEWAY, Json(body)).into_response();
+        }
     };
     let body = json!({
         "item_id": record.item_id,
