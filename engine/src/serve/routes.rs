@@ -83,11 +83,12 @@ async fn record_metrics(
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {
+    let version = state.current();
     let gauges = Gauges {
         queue_depth: state.queue - state.admitted.available_permits(),
         queue_capacity: state.queue,
-        cache: state.current().pipeline.cache_stats.as_ref().map(|s| (s.hits(), s.misses())),
-        version: state.current().number,
+        cache: version.pipeline.cache_stats.as_ref().map(|s| (s.hits(), s.misses())),
+        version: version.number,
     };
     let text = state.metrics.render(&gauges);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
