@@ -1,7 +1,8 @@
 //! `enf run` end to end: outputs per node, concurrency, on-demand calls,
 //! retries and deadlines around host calls, frames, resuming after
-//! `kill -9`, swapping a plugin without rebuilding, the compile cache, and
-//! clear errors for bad data.
+//! `kill -9`, swapping a plugin without rebuilding, the compile cache,
+//! clear errors for bad data, and sharded runs merged into the one-machine
+//! result.
 
 mod support;
 
@@ -307,4 +308,84 @@ fn failed_items_are_summarised_and_retry_failed_reruns_exactly_those() {
             assert_eq!(before, after, "an item that had succeeded is untouched");
         }
     }
+}
+
+/// A record without its timings, which differ from run to run.
+fn without_timings(mut value: Value) -> Value {
+    match &mut value {
+        Value::Object(map) => {
+            map.retain(|key, _| !key.ends_with("ms"));
+            for entry in map.values_mut() {
+                *entry = without_timings(entry.take());
+            }
+        }
+        Value::Array(list) => list.iter_mut().for_each(|entry| *entry = without_timings(entry.take())),
+        _ => {}
+    }
+    value
+}
+
+#[test]
+fn shards_cover_the_data_set_once_and_merge_into_the_one_machine_result() {
+    let ws = Workspace::new();
+    ws.echo_model("m", "");
+    let data = ws.data(4, 5);
+    let g = graph(
+        &ws,
+        "[models.m]\nmanifest = \"models/m.toml\"\n[nodes.ask]\nplugin = \"{echo}\"\nmodel = \"m\"\ninputs = { prompt = \"$item.candidate.title\", user = \"$item.user\" }\n",
+    );
+    // One machine, one item at a time: the predictions file is in data set order.
+    let whole = ws.path("whole.jsonl");
+    let (output, whole_records) = ws.run(&g, &data, &whole, &["--concurrency", "1"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(whole_records.len(), 20);
+
+    let mut shard_files = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for index in 0..3 {
+        let out = ws.path(&format!("shard-{index}.jsonl"));
+        let (output, records) = ws.run(&g, &data, &out, &["--shard", &format!("{index}/3")]);
+        assert!(output.status.success(), "{}", text(&output));
+        assert!(!records.is_empty(), "shard {index} of 3 got no item of 20");
+        for record in &records {
+            assert!(seen.insert(record["item_id"].as_str().unwrap().to_string()), "{record} is in two shards");
+        }
+        shard_files.push(out);
+    }
+    assert_eq!(seen.len(), 20, "the shards together hold every item");
+
+    let merged = ws.path("merged.jsonl");
+    let merge_args = |files: &[PathBuf]| {
+        let mut args = vec!["run", "--data", data.to_str().unwrap(), "--out", merged.to_str().unwrap(), "--merge"];
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        args.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let args = merge_args(&shard_files);
+    let output = ws.enf(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("20 of 20 item(s)"), "{}", text(&output));
+    let merged_records: Vec<Value> = read_records(&merged).into_iter().map(without_timings).collect();
+    let expected: Vec<Value> = whole_records.into_iter().map(without_timings).collect();
+    assert_eq!(merged_records, expected, "the merge is the one-machine result, in data set order");
+
+    // A lost shard: the merge says what is missing (exit 2); `enf run` into
+    // the merged file runs just those items.
+    let args = merge_args(&shard_files[..2]);
+    let output = ws.enf(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let printed = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{printed}");
+    assert!(printed.contains("are in no shard"), "{printed}");
+    let (output, completed) = ws.run(&g, &data, &merged, &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    let mut ids: Vec<&str> = completed.iter().map(|r| r["item_id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    let mut expected_ids: Vec<&str> = expected.iter().map(|r| r["item_id"].as_str().unwrap()).collect();
+    expected_ids.sort_unstable();
+    assert_eq!(ids, expected_ids, "every item once after completing the merge");
+
+    // Shards of one split only: the same file twice is refused by name.
+    let args = merge_args(&[shard_files[0].clone(), shard_files[0].clone()]);
+    let output = ws.enf(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("shard-0.jsonl"), "{}", text(&output));
 }

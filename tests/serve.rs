@@ -2,7 +2,9 @@
 //! `enf run` writes for the same item on the same model (the tiny generated
 //! Llama, greedy); bad requests are 400s naming the field; the bounded
 //! queue answers 503 with Retry-After, the deadline 504; the bearer token
-//! guards every route but `/healthz`; SIGTERM drains and exits 0.
+//! guards every route but the probes `/healthz` and `/readyz`; SIGTERM drains and exits 0; the
+//! OpenAPI document served is the committed docs/openapi.json, and every
+//! route it lists answers its documented example with the documented fields.
 
 mod support;
 
@@ -299,13 +301,13 @@ async fn a_full_queue_answers_503_a_late_answer_504_and_a_token_guards_the_route
         &["--graph", slow.to_str().unwrap(), "--queue", "1", "--token", "s3cret", "--deadline", "10s"],
     );
     let body = without_frames(&items(&ws, &data)[0]);
-    // The token: required on the API, not on liveness.
+    // The token: required on the API, not on the liveness and readiness probes.
     let (status, headers, _) = post(&server.url("/v1/predict"), &body, None).await;
     assert_eq!(status, 401);
     assert_eq!(headers["www-authenticate"], "Bearer");
     assert_eq!(post(&server.url("/v1/predict"), &body, Some("wrong")).await.0, 401);
     assert_eq!(get(&server.url("/healthz")).await.0, 200);
-    assert_eq!(get(&server.url("/readyz")).await.0, 401);
+    assert_eq!(get(&server.url("/readyz")).await.0, 200);
 
     let first = {
         let (url, body) = (server.url("/v1/predict"), body.clone());
@@ -419,5 +421,58 @@ async fn a_reload_swaps_the_graph_while_requests_in_flight_finish_on_theirs_and_
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(version, 2, "the edited graph file was reloaded");
+    assert!(server.stop().success());
+}
+
+/// The schema a `$ref` names, or the schema itself.
+fn resolve<'a>(document: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(target) => document.pointer(target.trim_start_matches('#')).expect("a resolvable $ref"),
+        None => schema,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_served_committed_and_true_to_every_route() {
+    let ws = Workspace::new();
+    let (graph, _data) = tiny_setup(&ws);
+    let server = Server::start(&ws, &["--graph", graph.to_str().unwrap(), "--no-watch"]);
+    let (status, served) = get(&server.url("/openapi.json")).await;
+    assert_eq!(status, 200);
+    let committed = std::fs::read_to_string(support::repo_root().join("docs/openapi.json")).unwrap();
+    let committed: Value = serde_json::from_str(&committed).unwrap();
+    assert!(
+        served == committed,
+        "docs/openapi.json differs from what the server serves: regenerate it with `enf serve --print-openapi > docs/openapi.json`"
+    );
+    // Each documented operation, called with its documented example, answers
+    // 200 with every field its documented answer requires.
+    let client = reqwest::Client::new();
+    let mut operations = 0;
+    for (path, methods) in served["paths"].as_object().unwrap() {
+        for (method, operation) in methods.as_object().unwrap() {
+            let url = server.url(path);
+            let request = match method.as_str() {
+                "get" => client.get(&url),
+                "post" => match operation.pointer("/requestBody/content/application~1json/example") {
+                    Some(example) => client.post(&url).json(example),
+                    None => client.post(&url),
+                },
+                other => panic!("undocumented method {other} in the document"),
+            };
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap();
+            assert_eq!(status, 200, "{method} {path}: {body}");
+            operations += 1;
+            let Some(schema) = operation.pointer("/responses/200/content/application~1json/schema") else { continue };
+            let answer: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"));
+            for field in resolve(&served, schema)["required"].as_array().into_iter().flatten() {
+                let field = field.as_str().unwrap();
+                assert!(answer.get(field).is_some(), "{method} {path}: no `{field}` in {answer}");
+            }
+        }
+    }
+    assert_eq!(operations, 8, "predict, explain, filter, healthz, readyz, metrics, admin/reload, openapi.json");
     assert!(server.stop().success());
 }

@@ -4,6 +4,9 @@
 //! with every node succeeded; 2 — the run finished but some items have a
 //! failed node (the summary says why and how to rerun them); 1 — the run
 //! could not be done (bad graph, data or predictions file).
+//!
+//! `--shard K/N` runs one shard of the data set; `--merge` folds the shards'
+//! predictions files into the one-machine result (see [`enf::run::shard`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,8 +22,9 @@ use super::CacheArgs;
 /// Arguments of `enf run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The graph file.
-    graph: PathBuf,
+    /// The graph file (not needed with --merge).
+    #[arg(required_unless_present = "merge")]
+    graph: Option<PathBuf>,
     /// The data set directory (TVNF format).
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
@@ -42,6 +46,14 @@ pub struct RunArgs {
     /// Also write the run summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
+    /// Run only shard K of N (0 <= K < N): the items whose id hashes to K;
+    /// e.g. `--shard $JOB_COMPLETION_INDEX/8` in a Kubernetes Indexed Job.
+    #[arg(long, value_name = "K/N", conflicts_with = "merge")]
+    shard: Option<enf::run::Shard>,
+    /// Merge these shard predictions files into --out (no graph is run):
+    /// every item of --data once, in data set order.
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["graph", "limit", "retry_failed"])]
+    merge: Vec<PathBuf>,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -51,12 +63,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut dataset =
         Dataset::load(&args.data).with_context(|| format!("cannot use data set {}", args.data.display()))?;
     let mut items = dataset.items().with_context(|| format!("cannot build items from {}", args.data.display()))?;
+    if !args.merge.is_empty() {
+        return merge_shards(&args, &items);
+    }
+    let Some(graph) = args.graph.as_deref() else { anyhow::bail!("a graph file is needed (or --merge)") };
+    if let Some(shard) = args.shard {
+        let total = items.len();
+        items.retain(|item| shard.contains(&item.item_id));
+        tracing::info!(%shard, items = items.len(), total, "running one shard of the data set");
+    }
     let options = PipelineOptions {
         cache_dir: args.cache.dir(),
         concurrency: usize::from(args.concurrency),
         inference_cache: args.inference_cache.clone(),
     };
-    let pipeline = Pipeline::load(&args.graph, &options).await?;
+    let pipeline = Pipeline::load(graph, &options).await?;
     if pipeline.backends.values().any(|backend| backend.takes_images()) {
         let frames_cache = args.cache.frames_dir();
         if sample_video_files(&mut dataset, &items, &frames_cache).await {
@@ -88,6 +109,40 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if summary.failed + summary.failed_before > 0 {
+        return Ok(ExitCode::from(EXIT_ITEMS_FAILED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `enf run --merge`: folds shard predictions files into `--out`.
+fn merge_shards(args: &RunArgs, items: &[enf::data::Item]) -> anyhow::Result<ExitCode> {
+    let summary = enf::run::shard::merge(&args.merge, items.iter().map(|item| item.item_id.as_str()), &args.out)
+        .context("cannot merge the shards")?;
+    println!(
+        "merged {} shard file(s) into {}: {} of {} item(s), {} with a failed node",
+        args.merge.len(),
+        args.out.display(),
+        summary.merged,
+        items.len(),
+        summary.failed
+    );
+    if let Some(example) = summary.missing.first() {
+        println!(
+            "  {} item(s) of {} are in no shard (e.g. {example}); run them into the merged file with:\n    enf run GRAPH --data {} --out {}",
+            summary.missing.len(),
+            args.data.display(),
+            args.data.display(),
+            args.out.display()
+        );
+    }
+    if summary.failed > 0 {
+        println!(
+            "  rerun the failed items with:\n    enf run GRAPH --data {} --out {} --retry-failed",
+            args.data.display(),
+            args.out.display()
+        );
+    }
+    if summary.failed > 0 || !summary.missing.is_empty() {
         return Ok(ExitCode::from(EXIT_ITEMS_FAILED));
     }
     Ok(ExitCode::SUCCESS)
@@ -161,9 +216,10 @@ fn print_summary(summary: &RunSummary, args: &RunArgs) {
     let failed_in_file = summary.failed + summary.failed_before;
     if failed_in_file > 0 {
         println!(
-            "  {failed_in_file} item(s) in {} have a failed node; rerun just those with:\n    enf run {} --data {} --out {} --retry-failed",
+            "  {failed_in_file} item(s) in {} have a failed node; rerun just those with:\n    enf run {}{} --data {} --out {} --retry-failed",
             args.out.display(),
-            args.graph.display(),
+            args.graph.as_deref().unwrap_or(std::path::Path::new("GRAPH")).display(),
+            args.shard.map(|shard| format!(" --shard {shard}")).unwrap_or_default(),
             args.data.display(),
             args.out.display()
         );

@@ -17,12 +17,16 @@ use super::CacheArgs;
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The graph file.
+    #[arg(long, required_unless_present = "print_openapi")]
+    graph: Option<PathBuf>,
+    /// Print the OpenAPI description of the API (with these limits) and exit;
+    /// docs/openapi.json is this with the default limits.
     #[arg(long)]
-    graph: PathBuf,
+    print_openapi: bool,
     /// Address to listen on; beyond loopback a token is required.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Bearer token required on every route but /healthz [default: $ENF_SERVE_TOKEN].
+    /// Bearer token required on every route but the probes /healthz and /readyz [default: $ENF_SERVE_TOKEN].
     #[arg(long)]
     token: Option<String>,
     /// Directory that frame paths in requests are read from (nothing outside it).
@@ -93,19 +97,25 @@ async fn stop_signal() {
 
 /// Runs `enf serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let limits = Limits {
+        max_body_bytes: args.max_body_bytes,
+        max_history: args.max_history,
+        max_frames: args.max_frames,
+        max_frame_bytes: args.max_frame_bytes,
+        max_candidates: args.max_candidates,
+    };
+    if args.print_openapi {
+        println!("{}", serde_json::to_string_pretty(&enf::serve::openapi::document(&limits))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(graph) = args.graph.clone() else { anyhow::bail!("--graph is required") };
     let token = args.token.clone().or_else(|| std::env::var("ENF_SERVE_TOKEN").ok().filter(|t| !t.is_empty()));
     let options = ServeOptions {
-        graph: args.graph.clone(),
+        graph,
         listen: args.listen,
         token,
         frames_root: args.frames_root.clone(),
-        limits: Limits {
-            max_body_bytes: args.max_body_bytes,
-            max_history: args.max_history,
-            max_frames: args.max_frames,
-            max_frame_bytes: args.max_frame_bytes,
-            max_candidates: args.max_candidates,
-        },
+        limits,
         queue: args.queue,
         deadline: args.deadline,
         verdict_node: args.verdict_node.clone(),

@@ -12,6 +12,7 @@ mod pipeline;
 mod record;
 mod scheduler;
 mod services;
+pub mod shard;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ pub use pipeline::{CheckedGraph, MAX_CALL_DEPTH, Pipeline, PipelineOptions};
 pub use record::{CallRecord, ItemRecord, NodeRecord, Usage};
 pub use scheduler::run_item;
 pub use services::{FrameSource, MAX_SAMPLES, NodeServices};
+pub use shard::Shard;
 
 use crate::data::Item;
 

@@ -11,11 +11,13 @@
 //!   images) and the frame source its agents read them from;
 //! - `routes`: the HTTP routes and their responses; `filter`: `/v1/filter`;
 //! - [`metrics`]: the counters behind `/metrics`;
+//! - [`openapi`]: the API's OpenAPI description (`/openapi.json`);
 //! - `reload`: versions of the pipeline, hot reload and the file watcher.
 
 mod filter;
 pub mod frames;
 pub mod metrics;
+pub mod openapi;
 mod reload;
 pub mod request;
 mod routes;
@@ -38,7 +40,7 @@ pub struct ServeOptions {
     pub graph: PathBuf,
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Bearer token every route but `/healthz` requires, when set.
+    /// Bearer token every route but the probes `/healthz` and `/readyz` requires, when set.
     pub token: Option<String>,
     /// Directory frame paths in requests are resolved under.
     pub frames_root: Option<PathBuf>,

@@ -1,6 +1,6 @@
 //! The HTTP routes of `enf serve` (docs/serving.md): `POST /v1/predict`,
 //! `POST /v1/explain`, `POST /v1/filter` (in `filter`), `GET /healthz`,
-//! `GET /readyz`, `GET /metrics`, `POST /admin/reload`. Every answer but the metrics is JSON; a
+//! `GET /readyz`, `GET /metrics`, `POST /admin/reload`, `GET /openapi.json`. Every answer but the metrics is JSON; a
 //! bad request is a 400 naming the field, never a 500; agent output is
 //! returned as JSON data, never as markup.
 
@@ -32,11 +32,16 @@ pub(super) fn router(state: Shared) -> axum::Router {
         .route("/v1/predict", post(predict))
         .route("/v1/explain", post(explain))
         .route("/v1/filter", post(super::filter::filter))
-        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/admin/reload", post(admin_reload))
+        .route(
+            "/openapi.json",
+            get(|State(state): State<Shared>| async move { Json(super::openapi::document(&state.rules.limits)) }),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        // Probes answer without the token: an orchestrator's probe cannot read a secret.
         .route("/healthz", get(|| async { Json(json!({"status": "live"})) }))
+        .route("/readyz", get(readyz))
         .route_layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route", None) })
         .layer(DefaultBodyLimit::max(body_limit))
