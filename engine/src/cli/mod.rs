@@ -8,6 +8,7 @@ mod graph_cmd;
 mod judge;
 mod logging;
 mod model_cmd;
+mod replay_cmd;
 mod run_cmd;
 mod serve_cmd;
 mod train_cmd;
@@ -50,6 +51,8 @@ enum Command {
     Train(train_cmd::TrainArgs),
     /// Serve a graph over HTTP: predict, explain, filter ranked candidates.
     Serve(serve_cmd::ServeArgs),
+    /// Replay the deployment test offline: filter each user's top K, compare logged outcomes.
+    Replay(replay_cmd::ReplayArgs),
     /// Write model directories (tiny test model, GGUF import) and try models.
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
@@ -117,6 +120,7 @@ pub fn main() -> ExitCode {
             Command::Bench(bench_cmd::BenchCommand::Train(args)) => bench_train::run(args),
             Command::Train(args) => train_cmd::run(args).await,
             Command::Serve(args) => serve_cmd::run(args).await,
+            Command::Replay(args) => replay_cmd::run(args).await,
         }
     });
     match result {

@@ -60,8 +60,7 @@ pub struct RunArgs {
 
 /// Runs `enf run`.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let mut dataset =
-        Dataset::load(&args.data).with_context(|| format!("cannot use data set {}", args.data.display()))?;
+    let dataset = Dataset::load(&args.data).with_context(|| format!("cannot use data set {}", args.data.display()))?;
     let mut items = dataset.items().with_context(|| format!("cannot build items from {}", args.data.display()))?;
     if !args.merge.is_empty() {
         return merge_shards(&args, &items);
@@ -77,23 +76,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         concurrency: usize::from(args.concurrency),
         inference_cache: args.inference_cache.clone(),
     };
-    let pipeline = Pipeline::load(graph, &options).await?;
-    if pipeline.backends.values().any(|backend| backend.takes_images()) {
-        let frames_cache = args.cache.frames_dir();
-        if sample_video_files(&mut dataset, &items, &frames_cache).await {
-            items = dataset.items().with_context(|| format!("cannot build items from {}", args.data.display()))?;
-        }
-    }
-    tracing::info!(graph = %pipeline.graph.name, items = items.len(), "running");
-    let cache_stats = pipeline.cache_stats.clone();
-    let context = RunContext { pipeline: Arc::new(pipeline), frames: Arc::new(dataset) };
     let run_options = RunOptions {
         out: args.out.clone(),
         concurrency: usize::from(args.concurrency),
         limit: args.limit,
         retry_failed: args.retry_failed,
     };
-    let summary = enf::run::run(context, items, &run_options).await?;
+    let (summary, cache_stats) =
+        run_items(graph, dataset, items, &options, &run_options, &args.cache.frames_dir()).await?;
     print_summary(&summary, &args);
     if let Some(stats) = &cache_stats {
         println!("  inference cache: {} hit(s), {} miss(es)", stats.hits(), stats.misses());
@@ -146,6 +136,36 @@ fn merge_shards(args: &RunArgs, items: &[enf::data::Item]) -> anyhow::Result<Exi
         return Ok(ExitCode::from(EXIT_ITEMS_FAILED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the graph, samples the video files `items` show (when a model
+/// takes images), and runs the items into `run_options.out` — the run path
+/// `enf run` and `enf replay` share.
+pub(super) async fn run_items(
+    graph: &std::path::Path,
+    mut dataset: Dataset,
+    mut items: Vec<enf::data::Item>,
+    options: &PipelineOptions,
+    run_options: &RunOptions,
+    frames_cache: &std::path::Path,
+) -> anyhow::Result<(RunSummary, Option<Arc<enf::inference::CacheStats>>)> {
+    let pipeline = Pipeline::load(graph, options).await?;
+    if pipeline.backends.values().any(|backend| backend.takes_images())
+        && sample_video_files(&mut dataset, &items, frames_cache).await
+    {
+        // Sampling gave the videos their frames: rebuild the same items with them.
+        let wanted: std::collections::HashSet<String> = items.iter().map(|item| item.item_id.clone()).collect();
+        items = dataset
+            .items()
+            .with_context(|| format!("cannot build items from {}", dataset.dir.display()))?
+            .into_iter()
+            .filter(|item| wanted.contains(&item.item_id))
+            .collect();
+    }
+    tracing::info!(graph = %pipeline.graph.name, items = items.len(), "running");
+    let cache_stats = pipeline.cache_stats.clone();
+    let context = RunContext { pipeline: Arc::new(pipeline), frames: Arc::new(dataset) };
+    Ok((enf::run::run(context, items, run_options).await?, cache_stats))
 }
 
 /// Exit code of a run that finished with failed items.

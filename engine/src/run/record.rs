@@ -85,3 +85,14 @@ pub struct ItemRecord {
     /// Outcome per node.
     pub nodes: BTreeMap<String, NodeRecord>,
 }
+
+impl ItemRecord {
+    /// The verdict `node` gave for this item (its output's `verdict`), or
+    /// why there is none (the node's error).
+    pub fn verdict(&self, node: &str) -> Result<&serde_json::Value, String> {
+        let node_record = self.nodes.get(node);
+        node_record.and_then(|n| n.output.as_ref()).and_then(|o| o.get("verdict")).ok_or_else(|| {
+            node_record.and_then(|n| n.error.clone()).unwrap_or_else(|| "its output has no verdict".to_string())
+        })
+    }
+}

@@ -2,9 +2,8 @@
 //! candidates for one user go in; those ENF predicts will draw negative
 //! feedback come out, with the verdict and the reason, and the rest stay in
 //! their order. Each candidate is one item through the pipeline (they run
-//! concurrently and take one queue place each); a candidate whose item
-//! fails is kept (fail open) with its error, so a broken agent never empties
-//! a feed.
+//! concurrently and take one queue place each). Which are dropped is
+//! [`crate::feed_filter`]'s rule, the one `enf replay` measures offline.
 
 use axum::Json;
 use axum::extract::State;
@@ -14,33 +13,25 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::request::{FieldError, check_item, field_error};
-use super::routes::{Shared, admit, error, execute, json_body, verdict_of};
+use super::routes::{Shared, admit, error, execute, json_body};
+use crate::feed_filter::{FilterRule, Placement};
 
-/// What the request asks of the filter.
-struct FilterSettings {
-    /// A negative verdict drops its candidate when its confidence (1 when
-    /// the agent gives none) is at least this.
-    threshold: f64,
-    /// Dropped candidates are put back, best ranked first, until this many are kept.
-    keep_at_least: usize,
-}
-
-fn settings(fields: &Map<String, Value>) -> Result<FilterSettings, FieldError> {
+fn settings(fields: &Map<String, Value>) -> Result<FilterRule, FieldError> {
     let threshold = match fields.get("threshold") {
-        None | Some(Value::Null) => 0.5,
+        None | Some(Value::Null) => FilterRule::default().threshold,
         Some(v) => v
             .as_f64()
             .filter(|t| (0.0..=1.0).contains(t))
             .ok_or_else(|| field_error("/threshold", "must be a number in [0, 1]"))?,
     };
     let keep_at_least = match fields.get("keep_at_least") {
-        None | Some(Value::Null) => 0,
+        None | Some(Value::Null) => FilterRule::default().keep_at_least,
         Some(v) => v
             .as_u64()
             .and_then(|k| usize::try_from(k).ok())
             .ok_or_else(|| field_error("/keep_at_least", "must be a whole number ≥ 0"))?,
     };
-    Ok(FilterSettings { threshold, keep_at_least })
+    Ok(FilterRule { threshold, keep_at_least })
 }
 
 /// One candidate's item bodies: the request's user, history and task with
@@ -111,34 +102,32 @@ pub(super) async fn filter(State(state): State<Shared>, body: Result<Json<Value>
     let version = state.current();
     let ids: Vec<String> = items.iter().map(|i| i.video_id.clone()).collect();
     let results = futures::future::join_all(items.into_iter().map(|item| execute(&state, &version, item))).await;
-    let (mut kept, mut dropped) = (Vec::new(), Vec::new());
-    for (rank, (video_id, result)) in ids.into_iter().zip(results).enumerate() {
-        let verdict = match result {
-            Ok(record) => verdict_of(&record, &version.verdict_node),
+    let verdicts: Vec<Result<Value, String>> = results
+        .into_iter()
+        .map(|result| match result {
+            Ok(record) => record.verdict(&version.verdict_node).cloned(),
             Err(response) => Err(format!("no verdict (HTTP {})", response.status().as_u16())),
-        };
-        let entry = match &verdict {
+        })
+        .collect();
+    let placements = settings.apply(&verdicts.iter().map(|v| v.as_ref().ok()).collect::<Vec<_>>());
+    let (mut kept, mut dropped, mut restored) = (Vec::new(), Vec::new(), 0);
+    for (rank, ((video_id, verdict), placement)) in ids.into_iter().zip(verdicts).zip(placements).enumerate() {
+        let mut entry = match &verdict {
             Ok(v) => json!({
                 "video_id": video_id, "rank": rank, "verdict": v.get("attitude"), "class": v.get("reason_class"),
                 "reason": v.get("reason"), "confidence": v.get("confidence"),
             }),
             Err(e) => json!({"video_id": video_id, "rank": rank, "error": e}),
         };
-        let negative = verdict.as_ref().is_ok_and(|v| {
-            v.get("attitude").and_then(Value::as_str) == Some("negative")
-                && v.get("confidence").and_then(Value::as_f64).unwrap_or(1.0) >= settings.threshold
-        });
-        if negative { dropped.push(entry) } else { kept.push(entry) }
-    }
-    // Put back the best-ranked dropped candidates until enough are kept.
-    let mut restored = 0;
-    while kept.len() < settings.keep_at_least && !dropped.is_empty() {
-        let mut entry = dropped.remove(0);
-        entry["restored"] = json!(true);
-        let rank = entry["rank"].as_u64();
-        let at = kept.iter().position(|k| k["rank"].as_u64() > rank).unwrap_or(kept.len());
-        kept.insert(at, entry);
-        restored += 1;
+        match placement {
+            Placement::Kept => kept.push(entry),
+            Placement::Dropped => dropped.push(entry),
+            Placement::Restored => {
+                entry["restored"] = json!(true);
+                restored += 1;
+                kept.push(entry);
+            }
+        }
     }
     let body = json!({
         "kept": kept,

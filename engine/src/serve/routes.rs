@@ -205,16 +205,6 @@ async fn run_request(
     execute(state, version, checked).await
 }
 
-/// The verdict the record's verdict node gave, or why there is none.
-pub(super) fn verdict_of(record: &ItemRecord, node: &str) -> Result<Value, String> {
-    let node_record = record.nodes.get(node);
-    node_record
-        .and_then(|n| n.output.as_ref())
-        .and_then(|o| o.get("verdict"))
-        .cloned()
-        .ok_or_else(|| node_record.and_then(|n| n.error.clone()).unwrap_or_else(|| "it gave no verdict".into()))
-}
-
 /// Each node's outcome in short: ok, milliseconds, output or error.
 pub(super) fn node_summaries(record: &ItemRecord) -> Value {
     let nodes: serde_json::Map<String, Value> = record
@@ -240,8 +230,8 @@ async fn predict(State(state): State<Shared>, body: Result<Json<Value>, JsonReje
         Ok(record) => record,
         Err(response) => return response,
     };
-    let verdict = match verdict_of(&record, &version.verdict_node) {
-        Ok(verdict) => verdict,
+    let verdict = match record.verdict(&version.verdict_node) {
+        Ok(verdict) => verdict.clone(),
         Err(why) => {
             let body = json!({
             "error": format!("node `{}` failed: {why}", version.verdict_node),
