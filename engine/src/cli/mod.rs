@@ -80,7 +80,7 @@ pub struct CacheArgs {
     /// Cache directory for compiled plugins and frames sampled from video files [default: $ENF_CACHE_DIR or ~/.cache/enf].
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
-    /// Compile plugins every time instead of caching them.
+    /// Compile plugins every time instead of caching them (and keep no node outputs).
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
 }
@@ -88,6 +88,12 @@ pub struct CacheArgs {
 impl CacheArgs {
     fn dir(&self) -> Option<PathBuf> {
         if self.no_cache { None } else { self.cache_dir.clone().or_else(enf::plugin::CompileCache::default_dir) }
+    }
+
+    /// Where node outputs are memoised (`DIR/nodes` under the cache
+    /// directory), unless `no_node_cache` or caching is off.
+    fn node_cache_dir(&self, no_node_cache: bool) -> Option<PathBuf> {
+        if no_node_cache { None } else { self.dir().map(|dir| dir.join("nodes")) }
     }
 
     /// Where frames sampled from video files go (the system's temporary

@@ -58,6 +58,9 @@ pub struct ReplayArgs {
     /// Items in flight at once (as `enf run --concurrency`).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
     concurrency: u16,
+    /// Run every node (as `enf run --no-node-cache`).
+    #[arg(long)]
+    no_node_cache: bool,
     /// Write the replay's figures as JSON here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -115,9 +118,17 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             limit: None,
             retry_failed: false,
         };
-        let (summary, _) =
-            super::run_cmd::run_items(graph, dataset.clone(), to_run, &options, &run_options, &args.cache.frames_dir())
-                .await?;
+        let node_cache = args.cache.node_cache_dir(args.no_node_cache);
+        let (summary, _) = super::run_cmd::run_items(
+            graph,
+            dataset.clone(),
+            to_run,
+            &options,
+            &run_options,
+            &args.cache.frames_dir(),
+            node_cache.as_deref(),
+        )
+        .await?;
         println!("{} candidate(s) run: {} ok, {} failed", summary.ok + summary.failed, summary.ok, summary.failed);
     }
     let records = enf::eval::read_predictions(&args.out)?;

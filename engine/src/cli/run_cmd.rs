@@ -43,6 +43,10 @@ pub struct RunArgs {
     /// Cache model answers in this directory and replay identical requests.
     #[arg(long, value_name = "DIR")]
     inference_cache: Option<PathBuf>,
+    /// Run every node, instead of reusing the output of a node that did the
+    /// same work before (same plugin, input and model, greedy decoding).
+    #[arg(long)]
+    no_node_cache: bool,
     /// Also write the run summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
@@ -82,8 +86,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         limit: args.limit,
         retry_failed: args.retry_failed,
     };
+    let node_cache = args.cache.node_cache_dir(args.no_node_cache);
     let (summary, cache_stats) =
-        run_items(graph, dataset, items, &options, &run_options, &args.cache.frames_dir()).await?;
+        run_items(graph, dataset, items, &options, &run_options, &args.cache.frames_dir(), node_cache.as_deref())
+            .await?;
     print_summary(&summary, &args);
     if let Some(stats) = &cache_stats {
         println!("  inference cache: {} hit(s), {} miss(es)", stats.hits(), stats.misses());
@@ -140,7 +146,8 @@ fn merge_shards(args: &RunArgs, items: &[enf::data::Item]) -> anyhow::Result<Exi
 
 /// Loads the graph, samples the video files `items` show (when a model
 /// takes images), and runs the items into `run_options.out` — the run path
-/// `enf run` and `enf replay` share.
+/// `enf run` and `enf replay` share. Node outputs are memoised in
+/// `node_cache` when given.
 pub(super) async fn run_items(
     graph: &std::path::Path,
     mut dataset: Dataset,
@@ -148,6 +155,7 @@ pub(super) async fn run_items(
     options: &PipelineOptions,
     run_options: &RunOptions,
     frames_cache: &std::path::Path,
+    node_cache: Option<&std::path::Path>,
 ) -> anyhow::Result<(RunSummary, Option<Arc<enf::inference::CacheStats>>)> {
     let pipeline = Pipeline::load(graph, options).await?;
     if pipeline.backends.values().any(|backend| backend.takes_images())
@@ -164,7 +172,11 @@ pub(super) async fn run_items(
     }
     tracing::info!(graph = %pipeline.graph.name, items = items.len(), "running");
     let cache_stats = pipeline.cache_stats.clone();
-    let context = RunContext { pipeline: Arc::new(pipeline), frames: Arc::new(dataset) };
+    let mut context = RunContext::new(Arc::new(pipeline), Arc::new(dataset));
+    if let Some(dir) = node_cache {
+        tracing::debug!(dir = %dir.display(), "node outputs are memoised");
+        context = context.with_node_cache(dir);
+    }
     Ok((enf::run::run(context, items, run_options).await?, cache_stats))
 }
 
@@ -248,6 +260,12 @@ fn print_summary(summary: &RunSummary, args: &RunArgs) {
         println!(
             "  inference: {} request(s), {} prompt + {} completion tokens",
             summary.usage.requests, summary.usage.prompt_tokens, summary.usage.completion_tokens
+        );
+    }
+    if let Some(counts) = &summary.node_cache {
+        println!(
+            "  node cache: {} output(s) reused, {} node run(s) ({} stored; --no-node-cache runs every node)",
+            counts.hits, counts.misses, counts.stored
         );
     }
     if let Some(peak) = peak_memory_bytes() {

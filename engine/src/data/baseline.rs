@@ -35,6 +35,7 @@ pub fn verdict_record(item_id: &str, user_id: &str, video_id: &str, node: &str, 
         attempts: 0,
         usage: Usage::default(),
         calls: Vec::new(),
+        cached: false,
     };
     ItemRecord {
         item_id: item_id.to_string(),

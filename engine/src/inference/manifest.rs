@@ -150,6 +150,40 @@ impl ModelManifest {
     pub fn resolve(&self, relative: &Path) -> PathBuf {
         self.path.parent().unwrap_or(Path::new(".")).join(relative)
     }
+
+    /// What a model's answers depend on, as text: the manifest's name and
+    /// fingerprint and, for weights on disk, the name, size and modification
+    /// time of each weight, config and tokenizer file — so weights written
+    /// again under an unchanged manifest (`enf train --out` into the same
+    /// directory) count as another model. Node memoisation keys on it.
+    pub fn answer_identity(&self) -> String {
+        let mut identity = format!("{}#{}", self.name, self.fingerprint);
+        let location = self.mistralrs.as_ref().and_then(|options| match &options.source {
+            super::mistralrs::ModelSource::Dir(dir) => Some(self.resolve(dir)),
+            super::mistralrs::ModelSource::Gguf(file) => Some(self.resolve(file)),
+            super::mistralrs::ModelSource::Hub(_) => None,
+        });
+        if let Some(location) = location {
+            let mut files: Vec<PathBuf> = match std::fs::read_dir(&location) {
+                Ok(entries) => entries.filter_map(|entry| entry.ok().map(|e| e.path())).collect(),
+                Err(_) => vec![location.clone()],
+            };
+            files.sort();
+            for file in files {
+                let stamp = std::fs::metadata(&file).ok().map(|meta| {
+                    let modified = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_nanos());
+                    (meta.len(), modified)
+                });
+                let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                identity.push_str(&format!("|{name}:{stamp:?}"));
+            }
+        }
+        identity
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! appends one [`ItemRecord`] per item as it finishes. Progress is reported
 //! on a tracing span (`tracing-indicatif` draws it as a bar in the CLI).
 
+mod memo;
 mod node;
 mod output;
 mod pipeline;
@@ -23,6 +24,7 @@ use futures::StreamExt;
 use tracing::Instrument;
 use tracing_indicatif::span_ext::IndicatifSpanExt;
 
+pub use memo::{FrameUse, NodeCache, NodeCacheCounts};
 pub use node::{NodeOutcome, RunContext, invoke_node};
 pub use output::{OutputError, PredictionsFile};
 pub use pipeline::{CheckedGraph, MAX_CALL_DEPTH, Pipeline, PipelineOptions};
@@ -71,6 +73,9 @@ pub struct RunSummary {
     pub panics: Vec<crate::inference::incidents::PanicRecord>,
     /// Model usage of the items run now.
     pub usage: Usage,
+    /// Node-cache hits, misses and stores, when the cache is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_cache: Option<NodeCacheCounts>,
     /// Wall-clock time.
     #[serde(skip)]
     pub elapsed: Duration,
@@ -157,6 +162,7 @@ pub async fn run(context: RunContext, items: Vec<Item>, options: &RunOptions) ->
                             attempts: 0,
                             usage: Usage::default(),
                             calls: Vec::new(),
+                            cached: false,
                         },
                     )]),
                 })
@@ -192,6 +198,7 @@ pub async fn run(context: RunContext, items: Vec<Item>, options: &RunOptions) ->
             !panics_before.iter().any(|q| q.message == p.message && q.location == p.location && q.count == p.count)
         })
         .collect();
+    summary.node_cache = context.node_cache.as_ref().map(|cache| cache.counts());
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -60,13 +60,20 @@ pub struct NodeRecord {
     pub start_ms: f64,
     /// Milliseconds, all attempts together.
     pub ms: f64,
-    /// Calls made (0 when skipped).
+    /// Calls made (0 when skipped or served from the node cache).
     pub attempts: u32,
     /// Model usage.
     pub usage: Usage,
     /// On-demand calls to other nodes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<CallRecord>,
+    /// The output came from the node cache: the same work was done before.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cached: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// One line of the predictions file.

@@ -82,6 +82,7 @@ fn record(outcome: NodeOutcome, start_ms: f64) -> NodeRecord {
         attempts: outcome.attempts,
         usage: outcome.usage,
         calls: outcome.calls,
+        cached: outcome.cached,
     }
 }
 
@@ -133,6 +134,7 @@ pub async fn run_item(context: RunContext, item: Arc<Item>) -> ItemRecord {
                             attempts: 0,
                             usage: Usage::default(),
                             calls: Vec::new(),
+                            cached: false,
                         };
                         records.insert(node.name.clone(), skipped);
                         progressed = true;
@@ -143,12 +145,8 @@ pub async fn run_item(context: RunContext, item: Arc<Item>) -> ItemRecord {
         let Some((index, start_ms, joined)) = running.next().await else {
             break;
         };
-        let outcome = joined.unwrap_or_else(|e| NodeOutcome {
-            output: Err(format!("internal error in the host while running this node: {e}")),
-            ms: 0.0,
-            attempts: 1,
-            usage: Usage::default(),
-            calls: Vec::new(),
+        let outcome = joined.unwrap_or_else(|e| {
+            NodeOutcome::failed(format!("internal error in the host while running this node: {e}"))
         });
         outputs[index] = Some(outcome.output.clone());
         records.insert(graph.nodes[index].name.clone(), record(outcome, start_ms));

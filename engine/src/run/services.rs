@@ -4,9 +4,11 @@
 //! tagged with node and item. Usage and calls are recorded for the output.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::memo::FrameUse;
 use super::node::{RunContext, invoke_node};
 use super::pipeline::MAX_CALL_DEPTH;
 use super::record::{CallRecord, Usage};
@@ -47,6 +49,10 @@ pub struct NodeServices {
     pub(super) depth: u32,
     pub(super) usage: Mutex<Usage>,
     pub(super) calls: Mutex<Vec<CallRecord>>,
+    /// Cleared by a model call that sampled (or an on-demand call that did).
+    pub(super) deterministic: AtomicBool,
+    /// Frames shown to a model, on-demand calls included.
+    pub(super) frames: Mutex<Vec<FrameUse>>,
 }
 
 impl NodeServices {
@@ -81,6 +87,21 @@ impl NodeServices {
         Ok((alias, backend))
     }
 
+    /// Whether every model call so far decoded greedily, and the frames
+    /// shown to a model (sorted, each once).
+    pub(super) fn determinism(&self) -> (bool, Vec<FrameUse>) {
+        let mut frames = self.frames.lock().map(|f| f.clone()).unwrap_or_default();
+        frames.sort();
+        frames.dedup();
+        (self.deterministic.load(Ordering::Relaxed), frames)
+    }
+
+    fn note_frames(&self, used: impl IntoIterator<Item = FrameUse>) {
+        if let Ok(mut frames) = self.frames.lock() {
+            frames.extend(used);
+        }
+    }
+
     /// The request's messages with every named frame resolved to its file.
     fn messages(&self, request: &AgentRequest) -> Result<Vec<ChatMessage>, AgentInferenceError> {
         let mut messages = Vec::with_capacity(request.messages.len());
@@ -112,6 +133,14 @@ impl HostServices for NodeServices {
             )));
         }
         let sampling = request.sampling.unwrap_or_else(|| backend.default_sampling().clone());
+        if sampling.temperature > 0.0 {
+            self.deterministic.store(false, Ordering::Relaxed);
+        }
+        self.note_frames(messages.iter().flat_map(|m| &m.images).map(|frame| FrameUse {
+            video_id: frame.video_id.clone(),
+            index: frame.index,
+            path: frame.path.clone(),
+        }));
         if sampling.n == 0 || sampling.n > MAX_SAMPLES {
             return Err(AgentInferenceError::InvalidRequest(format!(
                 "n must be 1..={MAX_SAMPLES}, got {}",
@@ -123,6 +152,11 @@ impl HostServices for NodeServices {
             RequestOrigin { item_id: self.item_id.to_string(), node: self.node_name().to_string(), depth: self.depth };
         let result = backend.generate(GenerateRequest { messages, sampling, origin: Some(origin) }).await;
         let ms = started.elapsed().as_secs_f64() * 1e3;
+        if result.is_err() {
+            // An output made around a failed model call (an agent's fallback)
+            // may differ next time: it is not memoised.
+            self.deterministic.store(false, Ordering::Relaxed);
+        }
         let response = result.map_err(|e| match e {
             crate::inference::InferenceError::InvalidRequest(m) => AgentInferenceError::InvalidRequest(m),
             crate::inference::InferenceError::Backend(m) | crate::inference::InferenceError::Unavailable(m) => {
@@ -167,6 +201,10 @@ impl HostServices for NodeServices {
         let started = Instant::now();
         let outcome = invoke_node(self.context.clone(), index, self.item_id.clone(), input, self.depth + 1).await;
         let ms = started.elapsed().as_secs_f64() * 1e3;
+        if !outcome.deterministic || outcome.output.is_err() {
+            self.deterministic.store(false, Ordering::Relaxed);
+        }
+        self.note_frames(outcome.frames);
         match outcome.output {
             Ok(output) => {
                 self.record_call(&target, None, ms, outcome.usage);

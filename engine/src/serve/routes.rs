@@ -184,7 +184,7 @@ pub(super) async fn execute(
         document: checked.document,
         truth: Truth { negative: false, explicit: false, reason_class: None, reason_text: None },
     };
-    let context = RunContext { pipeline: version.pipeline.clone(), frames: Arc::new(frames) };
+    let context = RunContext::new(version.pipeline.clone(), Arc::new(frames));
     let record = tokio::time::timeout(state.deadline, run_item(context, Arc::new(item))).await.map_err(|_| {
         error(StatusCode::GATEWAY_TIMEOUT, format!("no answer within the deadline of {:?}", state.deadline), None)
     })?;

@@ -178,7 +178,7 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
         PipelineOptions { cache_dir: options.cache_dir.clone(), concurrency: 1, inference_cache: None };
     let pipeline =
         Pipeline::build(graph, &registry, &pipeline_options).await.map_err(|e| TrainError::Config(e.to_string()))?;
-    let context = RunContext { pipeline: Arc::new(pipeline), frames: Arc::new(dataset) };
+    let context = RunContext::new(Arc::new(pipeline), Arc::new(dataset));
 
     let total = config.total_steps(items.len());
     let settings = AdamWSettings {
