@@ -59,7 +59,9 @@ fn tiny_vl_answers_with_frames_and_batching_changes_nothing() {
     tiny_vl(&ws, "");
     let data = ws.data(3, 2);
     let graph = asking_graph(&ws, "models/tiny.toml", ", frames = \"$item.candidate.frames\"");
-    let (alone, one_by_one) = ws.run(&graph, &data, &ws.path("alone.jsonl"), &["--concurrency", "1"]);
+    // Node memoisation off: every run asks the model.
+    let (alone, one_by_one) =
+        ws.run(&graph, &data, &ws.path("alone.jsonl"), &["--concurrency", "1", "--no-node-cache"]);
     assert!(alone.status.success(), "{}", text(&alone));
     assert_eq!(one_by_one.len(), 6);
     for record in &one_by_one {
@@ -68,7 +70,8 @@ fn tiny_vl_answers_with_frames_and_batching_changes_nothing() {
         assert!(usage["prompt_tokens"].as_u64().unwrap() > 20, "the prompt carries image tokens: {record}");
     }
     // Six items at once: mistral.rs batches sequences with images together.
-    let (batched_run, batched) = ws.run(&graph, &data, &ws.path("batched.jsonl"), &["--concurrency", "6"]);
+    let (batched_run, batched) =
+        ws.run(&graph, &data, &ws.path("batched.jsonl"), &["--concurrency", "6", "--no-node-cache"]);
     assert!(batched_run.status.success(), "{}", text(&batched_run));
     assert_eq!(answers(&batched), answers(&one_by_one), "greedy answers do not depend on batching");
 }
@@ -179,7 +182,13 @@ fn the_inference_cache_replays_unchanged_calls() {
             &graph,
             &data,
             &ws.path(out),
-            &["--inference-cache", cache.to_str().unwrap(), "--summary-json", summary.to_str().unwrap()],
+            &[
+                "--inference-cache",
+                cache.to_str().unwrap(),
+                "--summary-json",
+                summary.to_str().unwrap(),
+                "--no-node-cache",
+            ],
         );
         assert!(output.status.success(), "{}", text(&output));
         let summary: Value = serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();

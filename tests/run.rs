@@ -33,7 +33,8 @@ fn every_item_gets_one_line_with_each_nodes_output_error_and_timing() {
         "[models.m]\nmanifest = \"models/m.toml\"\n[nodes.ask]\nplugin = \"{echo}\"\nmodel = \"m\"\ninputs = { prompt = \"$item.candidate.title\", video_id = \"$item.candidate.video_id\", frames = \"$item.candidate.frames\" }\n[nodes.summary]\nplugin = \"{echo}\"\ninputs = { answer = \"ask.answer\", history = \"$item.history\" }\n",
     );
     let out = ws.path("out.jsonl");
-    let (output, records) = ws.run(&g, &data, &out, &["--concurrency", "5"]);
+    // Node memoisation off: users share candidates, and every node is to run.
+    let (output, records) = ws.run(&g, &data, &out, &["--concurrency", "5", "--no-node-cache"]);
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(records.len(), 12);
     let mut ids: Vec<&str> = records.iter().map(|r| r["item_id"].as_str().unwrap()).collect();
@@ -336,7 +337,8 @@ fn shards_cover_the_data_set_once_and_merge_into_the_one_machine_result() {
     );
     // One machine, one item at a time: the predictions file is in data set order.
     let whole = ws.path("whole.jsonl");
-    let (output, whole_records) = ws.run(&g, &data, &whole, &["--concurrency", "1"]);
+    // Node memoisation off throughout: each shard runs its items as another machine would.
+    let (output, whole_records) = ws.run(&g, &data, &whole, &["--concurrency", "1", "--no-node-cache"]);
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(whole_records.len(), 20);
 
@@ -344,7 +346,7 @@ fn shards_cover_the_data_set_once_and_merge_into_the_one_machine_result() {
     let mut seen = std::collections::HashSet::new();
     for index in 0..3 {
         let out = ws.path(&format!("shard-{index}.jsonl"));
-        let (output, records) = ws.run(&g, &data, &out, &["--shard", &format!("{index}/3")]);
+        let (output, records) = ws.run(&g, &data, &out, &["--shard", &format!("{index}/3"), "--no-node-cache"]);
         assert!(output.status.success(), "{}", text(&output));
         assert!(!records.is_empty(), "shard {index} of 3 got no item of 20");
         for record in &records {

@@ -70,6 +70,8 @@ pub enum BenchCommand {
     Inference(InferenceBenchArgs),
     /// Time of one GRPO training step (generation, update) on a fixed shape.
     Train(super::bench_train::TrainBenchArgs),
+    /// Items/s of a graph at several concurrency levels, and where node time goes.
+    Pipeline(super::bench_pipeline::PipelineBenchArgs),
 }
 
 /// Writes `count` frames; `round` varies their pixels so that no round reuses

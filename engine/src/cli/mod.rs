@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions and dispatch.
 
 mod bench_cmd;
+mod bench_pipeline;
 mod bench_train;
 mod data_cmd;
 mod eval_cmd;
@@ -124,6 +125,7 @@ pub fn main() -> ExitCode {
             Command::Eval(args) => eval_cmd::run(args).await,
             Command::Bench(bench_cmd::BenchCommand::Inference(args)) => bench_cmd::inference(args).await,
             Command::Bench(bench_cmd::BenchCommand::Train(args)) => bench_train::run(args),
+            Command::Bench(bench_cmd::BenchCommand::Pipeline(args)) => bench_pipeline::run(args).await,
             Command::Train(args) => train_cmd::run(args).await,
             Command::Serve(args) => serve_cmd::run(args).await,
             Command::Replay(args) => replay_cmd::run(args).await,

@@ -150,13 +150,34 @@ fn merge_shards(args: &RunArgs, items: &[enf::data::Item]) -> anyhow::Result<Exi
 /// `node_cache` when given.
 pub(super) async fn run_items(
     graph: &std::path::Path,
-    mut dataset: Dataset,
-    mut items: Vec<enf::data::Item>,
+    dataset: Dataset,
+    items: Vec<enf::data::Item>,
     options: &PipelineOptions,
     run_options: &RunOptions,
     frames_cache: &std::path::Path,
     node_cache: Option<&std::path::Path>,
 ) -> anyhow::Result<(RunSummary, Option<Arc<enf::inference::CacheStats>>)> {
+    let (pipeline, dataset, items) = load_for_items(graph, dataset, items, options, frames_cache).await?;
+    tracing::info!(graph = %pipeline.graph.name, items = items.len(), "running");
+    let cache_stats = pipeline.cache_stats.clone();
+    let mut context = RunContext::new(Arc::new(pipeline), Arc::new(dataset));
+    if let Some(dir) = node_cache {
+        tracing::debug!(dir = %dir.display(), "node outputs are memoised");
+        context = context.with_node_cache(dir);
+    }
+    Ok((enf::run::run(context, items, run_options).await?, cache_stats))
+}
+
+/// Loads the graph and samples the frames of the video files `items` show
+/// (when a model takes images), rebuilding the items with them — what a
+/// run needs before its first item (`enf run`, `enf replay`, `enf bench pipeline`).
+pub(super) async fn load_for_items(
+    graph: &std::path::Path,
+    mut dataset: Dataset,
+    mut items: Vec<enf::data::Item>,
+    options: &PipelineOptions,
+    frames_cache: &std::path::Path,
+) -> anyhow::Result<(Pipeline, Dataset, Vec<enf::data::Item>)> {
     let pipeline = Pipeline::load(graph, options).await?;
     if pipeline.backends.values().any(|backend| backend.takes_images())
         && sample_video_files(&mut dataset, &items, frames_cache).await
@@ -170,14 +191,7 @@ pub(super) async fn run_items(
             .filter(|item| wanted.contains(&item.item_id))
             .collect();
     }
-    tracing::info!(graph = %pipeline.graph.name, items = items.len(), "running");
-    let cache_stats = pipeline.cache_stats.clone();
-    let mut context = RunContext::new(Arc::new(pipeline), Arc::new(dataset));
-    if let Some(dir) = node_cache {
-        tracing::debug!(dir = %dir.display(), "node outputs are memoised");
-        context = context.with_node_cache(dir);
-    }
-    Ok((enf::run::run(context, items, run_options).await?, cache_stats))
+    Ok((pipeline, dataset, items))
 }
 
 /// Exit code of a run that finished with failed items.

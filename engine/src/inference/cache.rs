@@ -121,7 +121,11 @@ impl Backend for CachedBackend {
             match serde_json::from_slice::<Entry>(&bytes) {
                 Ok(entry) => {
                     self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(GenerateResponse { completions: entry.completions, prompt_tokens: entry.prompt_tokens });
+                    return Ok(GenerateResponse {
+                        completions: entry.completions,
+                        prompt_tokens: entry.prompt_tokens,
+                        compute_ms: None,
+                    });
                 }
                 Err(e) => tracing::warn!(path = %path.display(), "ignoring unreadable inference-cache entry: {e}"),
             }

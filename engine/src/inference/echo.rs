@@ -82,7 +82,7 @@ impl Backend for EchoBackend {
                 Completion { completion_tokens: count_tokens(&text), text, finish_reason }
             })
             .collect();
-        Ok(GenerateResponse { completions, prompt_tokens })
+        Ok(GenerateResponse { completions, prompt_tokens, compute_ms: None })
     }
 }
 

@@ -381,9 +381,11 @@ impl Backend for MistralRsBackend {
                 completion_tokens: u32::try_from(per_choice).unwrap_or(u32::MAX),
             })
             .collect();
+        let compute_s = response.usage.total_prompt_time_sec + response.usage.total_completion_time_sec;
         Ok(GenerateResponse {
             completions,
             prompt_tokens: u32::try_from(response.usage.prompt_tokens).unwrap_or(u32::MAX),
+            compute_ms: Some(f64::from(compute_s) * 1e3),
         })
     }
 }

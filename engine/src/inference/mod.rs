@@ -139,6 +139,10 @@ pub struct GenerateResponse {
     pub completions: Vec<Completion>,
     /// Tokens in the prompt.
     pub prompt_tokens: u32,
+    /// Milliseconds the model spent on this request (prefill and decode,
+    /// in a batch with others), as the backend reports it; the rest of a
+    /// call's wall time is queueing and transport. `None` where unknown.
+    pub compute_ms: Option<f64>,
 }
 
 /// Why a backend could not answer.

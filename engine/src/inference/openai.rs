@@ -221,7 +221,7 @@ fn parse_response(text: &str) -> Result<GenerateResponse, String> {
             completion_tokens: per_choice,
         })
         .collect();
-    Ok(GenerateResponse { completions, prompt_tokens: usage.prompt_tokens })
+    Ok(GenerateResponse { completions, prompt_tokens: usage.prompt_tokens, compute_ms: None })
 }
 
 #[async_trait::async_trait]

@@ -188,6 +188,7 @@ mod tests {
                     completion_tokens: 1,
                 }],
                 prompt_tokens: 1,
+                compute_ms: None,
             })
         }
     }

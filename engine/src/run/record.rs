@@ -15,8 +15,17 @@ pub struct Usage {
     pub prompt_tokens: u64,
     /// Completion tokens.
     pub completion_tokens: u64,
-    /// Milliseconds spent in inference.
+    /// Milliseconds spent in inference (wall time of the model calls).
     pub ms: f64,
+    /// Of `ms`, what the model reported as its own compute time (prefill
+    /// and decode); the rest is queueing and transport. 0 where the backend
+    /// does not report it (echo, remote endpoints, cached answers).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub compute_ms: f64,
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
 }
 
 impl Usage {
@@ -26,6 +35,7 @@ impl Usage {
         self.prompt_tokens += other.prompt_tokens;
         self.completion_tokens += other.completion_tokens;
         self.ms += other.ms;
+        self.compute_ms += other.compute_ms;
     }
 }
 

@@ -168,6 +168,7 @@ impl HostServices for NodeServices {
             usage.prompt_tokens += u64::from(response.prompt_tokens);
             usage.completion_tokens += response.completions.iter().map(|c| u64::from(c.completion_tokens)).sum::<u64>();
             usage.ms += ms;
+            usage.compute_ms += response.compute_ms.unwrap_or(0.0);
         }
         Ok(AgentResponse { model: backend.model_name().to_string(), response })
     }

@@ -202,6 +202,7 @@ impl Backend for PolicyBackend {
                 completion_tokens: u32::try_from(rollout.completion.len()).unwrap_or(u32::MAX),
             }],
             prompt_tokens: u32::try_from(rollout.prompt.len()).unwrap_or(u32::MAX),
+            compute_ms: None,
         };
         self.lock().recorded.push(rollout);
         Ok(response)
