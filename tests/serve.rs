@@ -179,11 +179,23 @@ async fn a_prediction_over_http_is_what_enf_run_writes_for_the_item() {
 
     // Filter: the ranked candidates of one user; each verdict is /v1/predict's
     // for the same user, history and candidate; kept ones keep their order.
+    // The candidates share the user's Profile: it runs once, not once each.
     let base = &documents[0];
     let candidates: Vec<Value> = documents.iter().map(|d| d["candidate"].clone()).collect();
     let request = json!({"user": base["user"], "history": base["history"], "candidates": candidates});
+    let profile_requests = async || {
+        let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+        let line = metrics.lines().find(|l| l.starts_with("enf_model_requests_total{node=\"profile\"}"));
+        line.and_then(|l| l.rsplit(' ').next()).map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let before = profile_requests().await;
+    let single = json!({"user": base["user"], "history": base["history"], "candidate": candidates[0]});
+    assert_eq!(post(&server.url("/v1/predict"), &single, None).await.0, 200);
+    let one_profile = profile_requests().await - before;
+    assert!(one_profile >= 1, "the Profile asks the model");
     let (status, _, filtered) = post(&server.url("/v1/filter"), &request, None).await;
     assert_eq!(status, 200, "{filtered}");
+    assert_eq!(profile_requests().await - before, 2 * one_profile, "one Profile for 3 candidates: {filtered}");
     let (kept, dropped) = (filtered["kept"].as_array().unwrap(), filtered["dropped"].as_array().unwrap());
     let mut ranks: Vec<u64> = kept.iter().chain(dropped).map(|e| e["rank"].as_u64().unwrap()).collect();
     ranks.sort_unstable();
@@ -210,7 +222,7 @@ async fn a_prediction_over_http_is_what_enf_run_writes_for_the_item() {
 
     // Metrics: requests by route and status, nodes, model calls, the queue.
     let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
-    let predictions = 3 + 1 + 3; // per document, inline frames, beside the filter
+    let predictions = 3 + 1 + 1 + 3; // per document, inline frames, beside the filter (before it, and per candidate)
     assert!(
         metrics.contains(&format!("enf_requests_total{{route=\"/v1/predict\",status=\"200\"}} {predictions}")),
         "{metrics}"

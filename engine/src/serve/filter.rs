@@ -101,7 +101,16 @@ pub(super) async fn filter(State(state): State<Shared>, body: Result<Json<Value>
     let started = std::time::Instant::now();
     let version = state.current();
     let ids: Vec<String> = items.iter().map(|i| i.video_id.clone()).collect();
-    let results = futures::future::join_all(items.into_iter().map(|item| execute(&state, &version, item))).await;
+    // The candidates share one user and history: a node cache scoped to this
+    // request (a temporary directory, gone with it) runs the Profile once.
+    let scratch = tempfile::tempdir()
+        .inspect_err(|e| tracing::warn!("no scratch directory for the request's node cache: {e}"))
+        .ok();
+    let node_cache =
+        scratch.as_ref().map(|dir| std::sync::Arc::new(crate::run::NodeCache::new(dir.path(), &version.pipeline)));
+    let results =
+        futures::future::join_all(items.into_iter().map(|item| execute(&state, &version, item, node_cache.clone())))
+            .await;
     let verdicts: Vec<Result<Value, String>> = results
         .into_iter()
         .map(|result| match result {

@@ -167,11 +167,14 @@ pub(super) fn admit(state: &ServerState, places: usize) -> Result<tokio::sync::O
 }
 
 /// Runs a checked item before the deadline (504 after it, its unfinished
-/// node calls cancelled) and counts its nodes in the metrics.
+/// node calls cancelled) and counts its nodes in the metrics. Items that
+/// share `node_cache` (the candidates of one `/v1/filter` request) compute
+/// each node's output once per distinct input — the user's Profile once.
 pub(super) async fn execute(
     state: &ServerState,
     version: &Version,
     checked: CheckedItem,
+    node_cache: Option<Arc<crate::run::NodeCache>>,
 ) -> Result<ItemRecord, Response> {
     let frames = RequestFrames::new(checked.frames).map_err(|e| {
         tracing::error!("cannot write the request's inline frames: {e}");
@@ -184,7 +187,7 @@ pub(super) async fn execute(
         document: checked.document,
         truth: Truth { negative: false, explicit: false, reason_class: None, reason_text: None },
     };
-    let context = RunContext::new(version.pipeline.clone(), Arc::new(frames));
+    let context = RunContext { node_cache, ..RunContext::new(version.pipeline.clone(), Arc::new(frames)) };
     let record = tokio::time::timeout(state.deadline, run_item(context, Arc::new(item))).await.map_err(|_| {
         error(StatusCode::GATEWAY_TIMEOUT, format!("no answer within the deadline of {:?}", state.deadline), None)
     })?;
@@ -202,7 +205,7 @@ async fn run_request(
     let checked =
         check_item(&body, &state.rules).map_err(|e| error(StatusCode::BAD_REQUEST, e.message, Some(&e.pointer)))?;
     let _place = admit(state, 1)?;
-    execute(state, version, checked).await
+    execute(state, version, checked, None).await
 }
 
 /// Each node's outcome in short: ok, milliseconds, output or error.
