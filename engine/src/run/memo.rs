@@ -1,7 +1,8 @@
 //! Node-output memoisation: a node's output is reused when the same work
-//! comes again — within a run (a user's Profile, computed once for all of
-//! that user's candidates) and across runs (swap the Reason agent's `.wasm`
-//! and rerun: only Reason and what it feeds run again).
+//! comes again — within a run (a Profile of the same user and history, an
+//! on-demand Video analysis of the same video, computed once) and across
+//! runs (swap the Reason agent's `.wasm` and rerun: only Reason and what
+//! its change reaches run again).
 //!
 //! The key is the SHA-256 of the engine version, the node's *identity* —
 //! its plugin's content hash, the answer identity of every model it may use
