@@ -129,7 +129,17 @@ async fn tiny_vl_batches_requests_whose_cache_buffers_differ() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_model_batches_requests_whose_cache_buffers_differ() {
     prepared_model("smollm2-135m-instruct");
-    let manifest = repo_root().join("models/smollm2-135m.toml");
+    // The shipped manifest runs one sequence at a time (faster on 2 cores);
+    // this test is about batching, so its copy lets mistral.rs batch.
+    let shipped = std::fs::read_to_string(repo_root().join("models/smollm2-135m.toml")).unwrap();
+    let model_dir = repo_root().join("models/smollm2-135m-instruct");
+    let text = shipped
+        .replace("max_seqs = 1\n", "max_seqs = 32\n")
+        .replace("source = { dir = \"smollm2-135m-instruct\" }", &format!("source = {{ dir = {:?} }}", model_dir));
+    assert!(text.contains("max_seqs = 32") && text.contains(model_dir.to_str().unwrap()), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("smollm2-batched.toml");
+    std::fs::write(&manifest, text).unwrap();
     // One token a word (1100 words: 1100+ positions).
     mixed_buffers_batch_like_alone(&manifest, 1100, 600, 60, 12).await;
 }
