@@ -97,15 +97,18 @@ impl CachedBackend {
     fn path(&self, key: &str) -> PathBuf {
         self.dir.join(&key[..2]).join(format!("{key}.json"))
     }
+}
 
-    fn store(&self, path: &Path, entry: &Entry) -> std::io::Result<()> {
-        let dir = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(dir)?;
-        let mut file = tempfile::NamedTempFile::new_in(dir)?;
-        file.write_all(&serde_json::to_vec(entry)?)?;
-        file.persist(path).map_err(|e| e.error)?;
-        Ok(())
-    }
+/// Writes `value` as JSON to `path` atomically (a temporary file in the same
+/// directory, renamed over it), creating the directory: how the inference
+/// cache and the node cache store an entry, so a reader never sees half of one.
+pub(crate) fn write_json_atomically(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(&serde_json::to_vec(value)?)?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -133,7 +136,7 @@ impl Backend for CachedBackend {
         let response = self.inner.generate(request).await?;
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
         let entry = Entry { completions: response.completions.clone(), prompt_tokens: response.prompt_tokens };
-        if let Err(e) = self.store(&path, &entry) {
+        if let Err(e) = write_json_atomically(&path, &entry) {
             tracing::warn!(path = %path.display(), "cannot write the inference cache: {e}");
         }
         Ok(response)

@@ -19,6 +19,7 @@ mod resilient;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub(crate) use cache::write_json_atomically;
 pub use cache::{CacheStats, CachedBackend};
 pub use echo::EchoBackend;
 pub use manifest::{BackendKind, ManifestError, ModelManifest};

@@ -25,7 +25,6 @@
 //! inference cache's.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -197,7 +196,7 @@ impl NodeCache {
         }
         let path = self.path(key);
         let entry = Entry { output: output.clone(), frames: stored };
-        match write_atomically(&path, &entry) {
+        match crate::inference::write_json_atomically(&path, &entry) {
             Ok(()) => {
                 self.stored.fetch_add(1, Ordering::Relaxed);
             }
@@ -245,13 +244,4 @@ fn node_identity(
 async fn digest_file(path: &Path) -> Option<String> {
     let bytes = tokio::fs::read(path).await.ok()?;
     Some(hex::encode(Sha256::digest(&bytes)))
-}
-
-fn write_atomically(path: &Path, entry: &Entry) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    file.write_all(&serde_json::to_vec(entry)?)?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
