@@ -71,6 +71,21 @@ mod tests {
         }
     }
 
+    /// The prompts both Reason agents (this crate's and the Python port in
+    /// plugins/python/enf_kit) must build, byte for byte.
+    #[test]
+    fn the_shared_prompt_cases_are_built_as_recorded() {
+        let cases: Vec<Value> =
+            serde_json::from_str(include_str!("../reason-prompt-cases.json")).expect("reason-prompt-cases.json");
+        assert!(cases.len() >= 5);
+        for case in cases {
+            let input = &case["input"];
+            let task = Task::from_value(input.get("task").filter(|t| !t.is_null()));
+            let prompt = judge(&input["user"], &input["profile"], &input["video"], &input["candidate"], &task);
+            assert_eq!(Some(prompt.as_str()), case["prompt"].as_str(), "input: {input}");
+        }
+    }
+
     #[test]
     fn works_without_profile_or_analysis() {
         let prompt = judge(&json!({}), &Value::Null, &Value::Null, &json!({"title": "x"}), &Task::default());

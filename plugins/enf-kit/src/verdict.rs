@@ -100,7 +100,12 @@ fn class_in(text: &str, task: &Task) -> Option<u32> {
     }
     let cued = numbers.iter().find(|(at, _)| {
         let before = &text[..*at];
-        let window = &before[before.len().saturating_sub(14)..];
+        // The 14 bytes before the number, moved forward to a character boundary.
+        let mut from = before.len().saturating_sub(14);
+        while !before.is_char_boundary(from) {
+            from += 1;
+        }
+        let window = &before[from..];
         let window = window.trim_end_matches([' ', ':', '#', '(', '=', '-']);
         ["negative", "class", "reason", "type", "category"].iter().any(|cue| window.ends_with(cue))
     });
@@ -226,6 +231,28 @@ mod tests {
         assert_eq!(v.reason_class, Some(2));
         let v = parse("<think>x</think><answer>Negative (class 3), not 1</answer>", &task());
         assert_eq!(v.reason_class, Some(3));
+    }
+
+    #[test]
+    fn a_number_after_multibyte_text_does_not_split_a_character() {
+        let v = parse("<think>日本語日本語2</think><answer>negative 日本語日本語3</answer>", &task());
+        assert_eq!((v.attitude, v.reason_class), (Attitude::Negative, Some(3)));
+    }
+
+    /// The cases both parsers (this one and the Python port in
+    /// plugins/python/enf_kit) are checked against.
+    #[test]
+    fn the_shared_cases_parse_as_recorded() {
+        #[derive(Deserialize)]
+        struct Case {
+            output: String,
+            verdict: Verdict,
+        }
+        let cases: Vec<Case> = serde_json::from_str(include_str!("../verdict-cases.json")).expect("verdict-cases.json");
+        assert!(cases.len() >= 30, "{} cases", cases.len());
+        for case in cases {
+            assert_eq!(parse(&case.output, &task()), case.verdict, "output: {:?}", case.output);
+        }
     }
 
     #[test]
