@@ -14,6 +14,11 @@ const ITEMS: usize = 6;
 /// Runs `hostile` (a fixture) beside a well-behaved echo node over
 /// [`ITEMS`] items and returns every item's record.
 fn run_beside_echo(hostile: &str, node_settings: &str) -> Vec<Value> {
+    run_beside_echo_component(&fixture(hostile), node_settings)
+}
+
+/// [`run_beside_echo`] for a component file.
+fn run_beside_echo_component(hostile: &Path, node_settings: &str) -> Vec<Value> {
     let ws = Workspace::new();
     let data = ws.data(2, ITEMS / 2);
     let graph = ws.write(
@@ -31,7 +36,7 @@ inputs = {{ user = "$item.user" }}
 [nodes.secret]
 plugin = "{echo}"
 "#,
-            hostile = fixture(hostile).display(),
+            hostile = hostile.display(),
             echo = fixture("echo_agent").display()
         ),
     );
@@ -169,4 +174,85 @@ fn host_memory_stays_bounded_under_repeated_abuse() {
     let peak = summary["peak_memory_bytes"].as_u64().expect("peak memory is reported on Linux");
     // 48 items × (64 MiB + 50 MB) would be ~5 GiB if instances were not released.
     assert!(peak < 1 << 30, "peak memory {peak} bytes: instances are not released");
+}
+
+// The same containment for agents written in Python (componentize-py
+// components carry a whole CPython; tests/fixtures/python, built from source).
+
+#[test]
+fn a_python_busy_loop_is_interrupted_at_the_node_deadline() {
+    for error in hostile_errors(&run_beside_echo_component(&support::python_fixture("spin"), "timeout = \"1s\"")) {
+        assert!(error.contains("timed out after 1s"), "{error}");
+    }
+}
+
+#[test]
+fn a_python_memory_bomb_fails_its_node_at_the_cap() {
+    for error in
+        hostile_errors(&run_beside_echo_component(&support::python_fixture("memory-bomb"), "memory = \"96MiB\""))
+    {
+        assert!(error.contains("exceeded its memory limit of 96.0 MiB"), "{error}");
+    }
+}
+
+#[test]
+fn python_files_sockets_and_environment_are_out_of_reach() {
+    let marker = Path::new("/tmp/enf-escape-agent-py");
+    let _ = std::fs::remove_file(marker);
+    let records = run_beside_echo_component(&support::python_fixture("escape"), "");
+    for record in records {
+        let report = &record["nodes"]["hostile"]["output"];
+        for attempt in ["read_file", "read_relative", "write_file", "list_root", "tcp_connect", "udp_bind"] {
+            let outcome = report[attempt].as_str().unwrap_or_default();
+            assert!(outcome.starts_with("denied"), "{attempt} must be denied: {report}");
+        }
+        assert_eq!(report["env_vars"], Value::Array(vec![]), "no environment variables: {report}");
+        assert_eq!(report["getenv_home"], Value::Null, "{report}");
+    }
+    assert!(!marker.exists(), "the agent wrote a file on the host");
+}
+
+#[test]
+fn an_uncaught_python_exception_fails_its_item_with_the_traceback() {
+    for error in hostile_errors(&run_beside_echo_component(&support::python_fixture("crash"), "")) {
+        assert!(error.contains("Traceback"), "{error}");
+        assert!(error.contains("parse_rating"), "the failing function is named: {error}");
+        assert!(error.contains("ValueError: invalid literal for int()"), "{error}");
+    }
+}
+
+#[test]
+fn a_python_component_built_against_another_contract_version_is_refused_by_name() {
+    let ws = Workspace::new();
+    let wit = ws.write(
+        "wit-9/agent.wit",
+        &std::fs::read_to_string(support::repo_root().join("wit/agent.wit"))
+            .unwrap()
+            .replace("package enf:agent@0.1.0;", "package enf:agent@9.0.0;"),
+    );
+    let component =
+        support::python_component(&support::repo_root().join("tests/fixtures/python/crash"), wit.parent().unwrap());
+    let graph = ws
+        .write("graph.toml", &format!("[graph]\nname = \"v\"\n[nodes.future]\nplugin = \"{}\"\n", component.display()));
+    let output = ws.enf(&["graph", "check", graph.to_str().unwrap()]);
+    let message = text(&output);
+    assert!(!output.status.success(), "{message}");
+    assert!(message.contains("enf:agent@9.0.0") && message.contains("enf:agent@0.1.x"), "{message}");
+    assert!(message.contains("node `future`"), "{message}");
+}
+
+#[test]
+fn a_python_agent_under_too_small_a_memory_setting_is_refused_with_what_to_change() {
+    let ws = Workspace::new();
+    let graph = ws.write(
+        "graph.toml",
+        &format!(
+            "[graph]\nname = \"small\"\n[nodes.tight]\nplugin = \"{}\"\nmemory = \"8MiB\"\n",
+            support::python_fixture("escape").display()
+        ),
+    );
+    let output = ws.enf(&["graph", "check", graph.to_str().unwrap()]);
+    let message = text(&output);
+    assert!(!output.status.success(), "{message}");
+    assert!(message.contains("node `tight`") && message.contains("raise the node's `memory`"), "{message}");
 }

@@ -57,6 +57,9 @@ impl CompileCache {
             // serialized; see the module docs for the trust assumption.
             match unsafe { Component::deserialize_file(engine, path) } {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                // The entry is fine; this host's memory slots are too small
+                // for it, and compiling again would fail the same way.
+                Err(e) if format!("{e:#}").contains("pooling allocator") => return Err(e),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), "ignoring unusable compile-cache entry: {e}")
                 }

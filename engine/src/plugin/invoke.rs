@@ -81,6 +81,12 @@ impl PluginHost {
         match outcome {
             Err(_) => Err(PluginFailure::Timeout(limits.timeout)),
             Ok(Err(error)) => Err(classify(error, &store, limits)),
+            // An agent whose runtime turns a refused memory growth into an
+            // error of its own (CPython's MemoryError) failed for its cap.
+            Ok(Ok(Err(message))) if store.data().memory.was_hit() => {
+                tracing::debug!(%message, "agent error after its memory cap was hit");
+                Err(PluginFailure::MemoryLimit(limits.memory))
+            }
             Ok(Ok(Err(message))) => Err(PluginFailure::Agent(message)),
             Ok(Ok(Ok(output))) if output.len() as u64 > limits.max_output => {
                 Err(PluginFailure::OutputTooLarge { size: output.len() as u64, limit: limits.max_output })

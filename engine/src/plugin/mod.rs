@@ -155,7 +155,7 @@ impl PluginHost {
         let load = |message: String| PluginError::Load { path: path.to_path_buf(), message };
         contract::check_binary(&bytes).map_err(contract)?;
         let (component, cache) =
-            self.cache.get_or_compile(&self.engine, &bytes).map_err(|e| load(format!("cannot compile: {e:#}")))?;
+            self.cache.get_or_compile(&self.engine, &bytes).map_err(|e| load(compile_failure(&e)))?;
         contract::check_exports(&self.engine, &component).map_err(contract)?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| load(format!("cannot link: {e:#}")))?;
         let pre = PluginPre::new(instance_pre).map_err(|e| load(format!("does not match the agent world: {e:#}")))?;
@@ -175,6 +175,20 @@ impl PluginHost {
         plugin.descriptor = self.describe(&plugin).await.map_err(|e| load(format!("describe failed: {e}")))?;
         tracing::debug!(path = %path.display(), ?cache, elapsed = ?started.elapsed(), "plugin loaded");
         Ok(plugin)
+    }
+}
+
+/// Words a compile failure; a component whose linear memory starts larger
+/// than the host's slots (a Python agent's interpreter under a small node
+/// `memory`) is told what to change.
+fn compile_failure(error: &wasmtime::Error) -> String {
+    let detail = format!("{error:#}");
+    if detail.contains("pooling allocator") && detail.contains("exceeds the limit") {
+        format!(
+            "needs more linear memory to start than the graph's largest node `memory` allows; raise the node's `memory` ({detail})"
+        )
+    } else {
+        format!("cannot compile: {detail}")
     }
 }
 
