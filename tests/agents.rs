@@ -18,13 +18,7 @@ fn tiny_vl(ws: &Workspace) -> PathBuf {
 /// The tiny Qwen2.5-VL with answers of up to `max_tokens` (its random
 /// weights rarely stop early, so answers are that long).
 fn tiny_vl_answering(ws: &Workspace, max_tokens: u32) -> PathBuf {
-    let dir = ws.path("models/tiny-vl");
-    let output = ws.enf(&["model", "tiny-vl", dir.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", text(&output));
-    ws.write(
-        "models/tiny.toml",
-        &format!("name = \"tiny-vl\"\nbackend = \"mistralrs\"\nimages = true\n[mistralrs]\nsource = {{ dir = \"tiny-vl\" }}\narchitecture = \"qwen2.5-vl\"\ndtype = \"f32\"\ndevice = \"cpu\"\n[sampling]\ntemperature = 0.0\nmax_tokens = {max_tokens}\n"),
-    )
+    ws.tiny_vl_model("", &format!("temperature = 0.0\nmax_tokens = {max_tokens}"))
 }
 
 fn synth(ws: &Workspace, users: &str) -> PathBuf {

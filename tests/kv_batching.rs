@@ -28,7 +28,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use enf::inference::{Backend, ChatMessage, GenerateRequest, ModelManifest, Role, Sampling, incidents, start_backend};
-use support::{Workspace, prepared_model, repo_root, text};
+use support::{Workspace, prepared_model, repo_root};
 
 fn request(prompt: &str, max_tokens: u32) -> GenerateRequest {
     GenerateRequest {
@@ -115,13 +115,7 @@ async fn mixed_buffers_batch_like_alone(manifest: &Path, long: usize, mid: usize
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiny_vl_batches_requests_whose_cache_buffers_differ() {
     let ws = Workspace::new();
-    let dir = ws.path("models/tiny-vl");
-    let output = ws.enf(&["model", "tiny-vl", dir.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", text(&output));
-    let manifest = ws.write(
-        "models/tiny.toml",
-        "name = \"tiny-vl\"\nbackend = \"mistralrs\"\nimages = true\n[mistralrs]\nsource = { dir = \"tiny-vl\" }\narchitecture = \"qwen2.5-vl\"\ndtype = \"f32\"\ndevice = \"cpu\"\n",
-    );
+    let manifest = ws.tiny_vl_model("", "");
     // Byte-level tokenizer: 4 tokens a word (300 words: 1200 positions).
     mixed_buffers_batch_like_alone(&manifest, 300, 150, 20, 16).await;
 }

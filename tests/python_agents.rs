@@ -84,13 +84,7 @@ fn the_python_reason_agent_sends_the_rust_agents_prompt() {
 #[test]
 fn the_python_reason_agent_predicts_what_the_rust_one_predicts_on_tiny_vl() {
     let ws = Workspace::new();
-    let dir = ws.path("models/tiny-vl");
-    let output = ws.enf(&["model", "tiny-vl", dir.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", text(&output));
-    let model = ws.write(
-        "models/tiny.toml",
-        "name = \"tiny-vl\"\nbackend = \"mistralrs\"\nimages = true\n[mistralrs]\nsource = { dir = \"tiny-vl\" }\narchitecture = \"qwen2.5-vl\"\ndtype = \"f32\"\ndevice = \"cpu\"\n[sampling]\ntemperature = 0.0\nmax_tokens = 40\n",
-    );
+    let model = ws.tiny_vl_model("", "temperature = 0.0\nmax_tokens = 40");
     let graph = shipped_graph(&ws, "enf", &model);
     let data = ws.path("data");
     let synth = ws.enf(&["data", "synth", data.to_str().unwrap(), "--users", "3", "--seed", "5"]);

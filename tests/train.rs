@@ -90,13 +90,8 @@ fn sft_lowers_its_loss_and_the_export_is_served_by_enf_run() {
 #[test]
 fn a_qwen2_5_vl_model_trains_on_the_reason_prompts_and_its_export_keeps_the_vision_tower() {
     let ws = Workspace::new();
+    let manifest = ws.tiny_vl_model("prefix_cache = 0", "temperature = 0.0\nmax_tokens = 8");
     let dir = ws.path("models/tiny-vl");
-    let output = ws.enf(&["model", "tiny-vl", dir.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", text(&output));
-    let manifest = ws.write(
-        "models/tiny-vl.toml",
-        "name = \"tiny-vl\"\nbackend = \"mistralrs\"\nimages = true\n[mistralrs]\nsource = { dir = \"tiny-vl\" }\narchitecture = \"qwen2.5-vl\"\ndtype = \"f32\"\ndevice = \"cpu\"\nprefix_cache = 0\n[sampling]\ntemperature = 0.0\nmax_tokens = 8\n",
-    );
     // The whole ENF graph: the Video agent's frames go to the frozen model,
     // the Reason agent's text prompts to the policy.
     let graph = shipped_graph(&ws, "enf", &manifest);

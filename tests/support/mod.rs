@@ -132,6 +132,25 @@ impl Workspace {
         )
     }
 
+    /// Writes the tiny generated Qwen2.5-VL to `models/tiny-vl` (once) and a
+    /// manifest for it, `models/tiny-vl.toml` (CPU, f32), with extra lines
+    /// for its `[mistralrs]` table and a `[sampling]` table when `sampling`
+    /// is not empty; returns the manifest.
+    pub fn tiny_vl_model(&self, mistralrs_extra: &str, sampling: &str) -> PathBuf {
+        let dir = self.path("models/tiny-vl");
+        if !dir.join("model.safetensors").is_file() {
+            let output = self.enf(&["model", "tiny-vl", dir.to_str().unwrap()]);
+            assert!(output.status.success(), "{}", text(&output));
+        }
+        let sampling = if sampling.is_empty() { String::new() } else { format!("[sampling]\n{sampling}\n") };
+        self.write(
+            "models/tiny-vl.toml",
+            &format!(
+                "name = \"tiny-vl\"\nbackend = \"mistralrs\"\nimages = true\n[mistralrs]\nsource = {{ dir = \"tiny-vl\" }}\narchitecture = \"qwen2.5-vl\"\ndtype = \"f32\"\ndevice = \"cpu\"\n{mistralrs_extra}\n{sampling}"
+            ),
+        )
+    }
+
     /// Writes a TVNF data set of `users` users with `per_user` interactions
     /// each (so `users * per_user` items); every video has two frame files.
     pub fn data(&self, users: usize, per_user: usize) -> PathBuf {
