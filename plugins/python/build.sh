@@ -9,6 +9,9 @@
 # the repository's wit/) with the SDK (enf_agent) and the shared logic
 # (enf_kit) of plugins/python on its path. componentize-py comes from the
 # virtual environment `.ci/setup` installs (.ci/venv), or from $COMPONENTIZE_PY.
+# The build is skipped when OUT exists and nothing that goes into it changed
+# (the agent's, the SDK's and the shared logic's .py files, the WIT, this
+# script, the tool's version), recorded in a stamp beside OUT (.OUT.sources).
 set -euo pipefail
 if [ $# -lt 2 ] || [ $# -gt 3 ]; then
     echo "usage: $0 AGENT_DIR OUT.wasm [WIT_DIR]" >&2
@@ -29,6 +32,17 @@ if [ ! -f "$agent_dir/app.py" ]; then
     exit 66
 fi
 mkdir -p "$(dirname "$out")"
+stamp="$(dirname "$out")/.$(basename "$out").sources"
+sources=$( {
+    find "$agent_dir" "$here/enf_agent" "$here/enf_kit" "$wit" -type f \( -name '*.py' -o -name '*.wit' \) -print0 \
+        | LC_ALL=C sort -z | xargs -0 sha256sum
+    sha256sum "$0"
+    "$componentize" --version
+} | sha256sum | cut -c1-16)
+if [ -f "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sources" ]; then
+    echo "up to date: $out" >&2
+    exit 0
+fi
 # Build beside the target and move into place, so a failed build never leaves
 # a half-written component where a graph points.
 partial="$out.partial.$$"
@@ -38,4 +52,5 @@ trap 'rm -f "$partial"' EXIT
 env -u VIRTUAL_ENV "$componentize" --quiet -d "$wit" -w plugin componentize \
     -p "$agent_dir" -p "$here" app -o "$partial"
 mv "$partial" "$out"
+echo "$sources" > "$stamp"
 echo "built $out" >&2

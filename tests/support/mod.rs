@@ -217,49 +217,32 @@ pub fn write_png(path: &Path, size: u32, shade: u8) {
 }
 
 /// Builds the Python agent in `agent_dir` (its `app.py`) with
-/// `plugins/python/build.sh` against `wit_dir` and returns the component.
-/// Builds are kept under tests/fixtures/target/python, named by a hash of
-/// everything that goes into them (agent, SDK, shared logic, WIT, the build
-/// script), so each is built once across test binaries and runs.
+/// `plugins/python/build.sh` against `wit_dir` and returns the component,
+/// `tests/fixtures/target/python/AGENT-WITDIR.wasm`. The script skips the
+/// build when nothing that goes into it changed, so each is built once
+/// across test binaries and runs.
 pub fn python_component(agent_dir: &Path, wit_dir: &Path) -> PathBuf {
-    use sha2::{Digest, Sha256};
     static BUILDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = BUILDS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let root = repo_root();
-    let python = root.join("plugins").join("python");
-    let mut hasher = Sha256::new();
-    let mut files = Vec::new();
-    for dir in [agent_dir.to_path_buf(), python.join("enf_agent"), python.join("enf_kit"), wit_dir.to_path_buf()] {
-        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|x| x == "py" || x == "wit") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files.push(python.join("build.sh"));
-    for file in &files {
-        hasher.update(file.strip_prefix(&root).unwrap_or(file).to_string_lossy().as_bytes());
-        hasher.update(std::fs::read(file).unwrap());
-    }
-    let name = agent_dir.file_name().unwrap().to_string_lossy().to_string();
-    let digest = hex::encode(&hasher.finalize()[..8]);
-    let out = root.join("tests").join("fixtures").join("target").join("python").join(format!("{name}-{digest}.wasm"));
-    if !out.is_file() {
-        let output = Command::new(python.join("build.sh"))
-            .arg(agent_dir)
-            .arg(&out)
-            .arg(wit_dir)
-            .output()
-            .expect("running plugins/python/build.sh");
-        assert!(
-            output.status.success() && out.is_file(),
-            "building the Python agent {} failed (is componentize-py installed? run .ci/setup):\n{}",
-            agent_dir.display(),
-            text(&output)
-        );
-    }
+    let name = |dir: &Path| dir.file_name().unwrap().to_string_lossy().to_string();
+    let out = root.join("tests").join("fixtures").join("target").join("python").join(format!(
+        "{}-{}.wasm",
+        name(agent_dir),
+        name(wit_dir)
+    ));
+    let output = Command::new(root.join("plugins").join("python").join("build.sh"))
+        .arg(agent_dir)
+        .arg(&out)
+        .arg(wit_dir)
+        .output()
+        .expect("running plugins/python/build.sh");
+    assert!(
+        output.status.success() && out.is_file(),
+        "building the Python agent {} failed (is componentize-py installed? run .ci/setup):\n{}",
+        agent_dir.display(),
+        text(&output)
+    );
     out
 }
 

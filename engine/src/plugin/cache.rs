@@ -59,7 +59,7 @@ impl CompileCache {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
                 // The entry is fine; this host's memory slots are too small
                 // for it, and compiling again would fail the same way.
-                Err(e) if format!("{e:#}").contains("pooling allocator") => return Err(e),
+                Err(e) if exceeds_memory_slots(&e) => return Err(e),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), "ignoring unusable compile-cache entry: {e}")
                 }
@@ -73,6 +73,14 @@ impl CompileCache {
         }
         Ok((component, CacheOutcome::Compiled))
     }
+}
+
+/// Whether loading or compiling a component failed because its linear memory
+/// starts larger than the host's pooled memory slots (wasmtime says so only
+/// in its error text).
+pub(super) fn exceeds_memory_slots(error: &wasmtime::Error) -> bool {
+    let detail = format!("{error:#}");
+    detail.contains("pooling allocator") && detail.contains("exceeds the limit")
 }
 
 fn store(path: &Path, component: &Component) -> Result<(), String> {

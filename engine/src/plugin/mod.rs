@@ -182,13 +182,12 @@ impl PluginHost {
 /// than the host's slots (a Python agent's interpreter under a small node
 /// `memory`) is told what to change.
 fn compile_failure(error: &wasmtime::Error) -> String {
-    let detail = format!("{error:#}");
-    if detail.contains("pooling allocator") && detail.contains("exceeds the limit") {
+    if cache::exceeds_memory_slots(error) {
         format!(
-            "needs more linear memory to start than the graph's largest node `memory` allows; raise the node's `memory` ({detail})"
+            "needs more linear memory to start than the graph's largest node `memory` allows; raise the node's `memory` ({error:#})"
         )
     } else {
-        format!("cannot compile: {detail}")
+        format!("cannot compile: {error:#}")
     }
 }
 
