@@ -60,6 +60,7 @@ def main():
     model.eval()
     load_s = time.time() - t0
     serial = [0]
+    answers = []
 
     def inputs(batch, n_frames, size):
         prompts, images = [], []
@@ -78,7 +79,8 @@ def main():
         prompt_tokens = int(batch_inputs["attention_mask"].sum())
         start = time.time()
         with torch.no_grad():
-            model.generate(**batch_inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+            out = model.generate(**batch_inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+        answers.append(tokenizer.decode(out[0][batch_inputs["input_ids"].shape[1]:]))
         return time.time() - start, prompt_tokens
 
     rows = []
@@ -101,8 +103,11 @@ def main():
         rows.append(row)
         print(f"| {batch} | {n_frames} | {size} | {tokens // batch} | {prefill:.3f} | {tokens / prefill:.0f} | "
               f"{decode:.3f} | {row['decode_tok_s']:.1f} |")
+    # The greedy answer of the last full run, to compare with the other runtimes'.
+    print(f"greedy answer, first sequence: {answers[-1]!r}")
     if a.json:
-        json.dump({"model": a.model, "new_tokens": a.new_tokens, "load_s": load_s, "rows": rows}, open(a.json, "w"), indent=2)
+        json.dump({"model": a.model, "runtime": "transformers", "new_tokens": a.new_tokens, "load_s": load_s,
+                   "greedy_text": answers[-1], "rows": rows}, open(a.json, "w"), indent=2)
 
 
 if __name__ == "__main__":

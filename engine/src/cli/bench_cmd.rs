@@ -6,7 +6,9 @@
 //! concurrent requests with one new token give the prefill time; the same
 //! with `N` new tokens give the decode time as the difference. Prefill tok/s
 //! counts every prompt token of the batch (image tokens included); decode
-//! tok/s counts the `B × (N − 1)` tokens generated after the first.
+//! tok/s counts the tokens generated after each request's first — `B × (N −
+//! 1)` unless a model stops at end-of-sequence early, which is warned about
+//! (and with none left to time, no rate is printed).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,9 +41,10 @@ pub struct InferenceBenchArgs {
     /// Write the figures as JSON here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// A baseline's figures (same JSON shape, e.g. from benches/transformers_bench.py) to print ratios against.
+    /// A baseline's figures (same JSON shape, e.g. from benches/transformers_bench.py or
+    /// benches/llamacpp_bench.py) to print ratios against; repeat for several baselines.
     #[arg(long, value_name = "FILE")]
-    compare: Option<PathBuf>,
+    compare: Vec<PathBuf>,
 }
 
 /// One measured shape.
@@ -94,8 +97,19 @@ fn write_frames(dir: &std::path::Path, count: usize, size: u32, round: u32) -> a
         .collect()
 }
 
-/// Sends every request at once and waits for all; returns seconds and prompt tokens.
-async fn round(backend: &Arc<dyn Backend>, requests: Vec<GenerateRequest>) -> anyhow::Result<(f64, u64)> {
+/// What one round of requests took.
+struct Round {
+    /// Wall seconds from sending the first request to the last answer.
+    seconds: f64,
+    /// Prompt tokens of all requests.
+    prompt_tokens: u64,
+    /// Tokens generated for all requests (fewer than asked where a model
+    /// stopped at end-of-sequence).
+    completion_tokens: u64,
+}
+
+/// Sends every request at once and waits for all.
+async fn round(backend: &Arc<dyn Backend>, requests: Vec<GenerateRequest>) -> anyhow::Result<Round> {
     let started = Instant::now();
     let calls: Vec<_> = requests
         .into_iter()
@@ -104,12 +118,13 @@ async fn round(backend: &Arc<dyn Backend>, requests: Vec<GenerateRequest>) -> an
             tokio::spawn(async move { backend.generate(request).await })
         })
         .collect();
-    let mut prompt_tokens = 0u64;
+    let (mut prompt_tokens, mut completion_tokens) = (0u64, 0u64);
     for call in calls {
         let response = call.await.context("a benchmark request panicked")??;
         prompt_tokens += u64::from(response.prompt_tokens);
+        completion_tokens += response.completions.iter().map(|c| u64::from(c.completion_tokens)).sum::<u64>();
     }
-    Ok((started.elapsed().as_secs_f64(), prompt_tokens))
+    Ok(Round { seconds: started.elapsed().as_secs_f64(), prompt_tokens, completion_tokens })
 }
 
 /// Runs `enf bench inference`.
@@ -155,21 +170,35 @@ pub async fn inference(args: InferenceBenchArgs) -> anyhow::Result<ExitCode> {
         let mut prefill = f64::MAX;
         let mut full = f64::MAX;
         let mut prompt_tokens = 0;
+        let mut generated = u64::MAX;
         for _ in 0..args.repeat.max(1) {
-            let (t, tokens) = round(&backend, requests(1)?).await?;
-            prefill = prefill.min(t);
-            prompt_tokens = tokens;
-            full = full.min(round(&backend, requests(args.new_tokens)?).await?.0);
+            let first = round(&backend, requests(1)?).await?;
+            prefill = prefill.min(first.seconds);
+            prompt_tokens = first.prompt_tokens;
+            let whole = round(&backend, requests(args.new_tokens)?).await?;
+            full = full.min(whole.seconds);
+            generated = generated.min(whole.completion_tokens);
         }
-        let decode = (full - prefill).max(1e-9);
-        let decoded = (batch as u64 * u64::from(args.new_tokens.saturating_sub(1))) as f64;
+        // Decode counts the tokens generated after each request's first; a
+        // model that stops at end-of-sequence early (random weights do)
+        // leaves too few to time, and its rate is not printed.
+        let decoded = generated.saturating_sub(batch as u64);
+        let asked = batch as u64 * u64::from(args.new_tokens.saturating_sub(1));
+        if decoded < asked {
+            tracing::warn!(
+                "batch {batch}, {} frames: {decoded} of {asked} decode tokens generated (end-of-sequence reached early)",
+                shape.frames
+            );
+        }
+        let decode = full - prefill;
+        let decode_tok_s = (decoded > 0 && decode > 0.0).then(|| decoded as f64 / decode);
         let per_request = prompt_tokens / batch.max(1) as u64;
         println!(
-            "| {batch} | {} | {} | {per_request} | {prefill:.3} | {:.0} | {decode:.3} | {:.1} |",
+            "| {batch} | {} | {} | {per_request} | {prefill:.3} | {:.0} | {decode:.3} | {} |",
             shape.frames,
             shape.size,
             prompt_tokens as f64 / prefill,
-            decoded / decode
+            decode_tok_s.map_or_else(|| "–".to_string(), |r| format!("{r:.1}"))
         );
         rows.push(json!({
             "batch": batch,
@@ -179,10 +208,11 @@ pub async fn inference(args: InferenceBenchArgs) -> anyhow::Result<ExitCode> {
             "prefill_s": prefill,
             "prefill_tok_s": prompt_tokens as f64 / prefill,
             "decode_s": decode,
-            "decode_tok_s": decoded / decode,
+            "decode_tokens": decoded,
+            "decode_tok_s": decode_tok_s,
         }));
     }
-    if let Some(path) = &args.compare {
+    for path in &args.compare {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let baseline: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
@@ -197,9 +227,12 @@ pub async fn inference(args: InferenceBenchArgs) -> anyhow::Result<ExitCode> {
             else {
                 continue;
             };
-            let ratio = |key: &str| ours[key].as_f64().unwrap_or(0.0) / other[key].as_f64().unwrap_or(f64::NAN);
+            let ratio = |key: &str| match (ours[key].as_f64(), other[key].as_f64()) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+                _ => "–".to_string(),
+            };
             println!(
-                "| {} | {} | {} | {:.2} | {:.2} |",
+                "| {} | {} | {} | {} | {} |",
                 ours["batch"],
                 ours["frames"],
                 ours["frame_size"],

@@ -7,6 +7,8 @@
 //! [`Backend::generate`].
 
 mod cache;
+#[cfg(test)]
+mod cpu_matmul_tests;
 pub mod echo;
 mod frames;
 pub mod incidents;

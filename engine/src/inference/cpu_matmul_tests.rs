@@ -1,0 +1,89 @@
+//! The CPU matrix product every model here runs on — candle's, with the
+//! project's patch (engine/patches/candle-core-0.10.2.patch) that splits
+//! decode-shaped products (a few rows against a wide matrix) by columns
+//! across threads. Checked against a plain f64 product on the shapes the
+//! patch takes (one row, eight rows, widths that do not divide evenly, a
+//! batch folded into rows as mistral.rs's linear layers fold it) and on
+//! shapes it leaves to gemm.
+
+use candle_core::{DType, Device, Tensor};
+
+/// Deterministic values in [-1, 1).
+fn values(count: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..count)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// `x · wᵀ` in f64 for row-major `x` (rows × k) and `w` (n × k).
+fn reference(x: &[f32], w: &[f32], rows: usize, n: usize, k: usize) -> Vec<f32> {
+    let mut out = vec![0.0; rows * n];
+    for r in 0..rows {
+        for c in 0..n {
+            let dot: f64 = (0..k).map(|i| f64::from(x[r * k + i]) * f64::from(w[c * k + i])).sum();
+            out[r * n + c] = dot as f32;
+        }
+    }
+    out
+}
+
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{what}: element {i} is {g}, expected {w}");
+    }
+}
+
+#[test]
+fn products_with_a_transposed_weight_match_the_reference_on_every_shape() {
+    let cpu = Device::Cpu;
+    // (rows, n, k): split shapes (rows ≤ 16, n ≥ 64 per thread) with even
+    // and uneven widths, and shapes gemm keeps (17 rows, narrow outputs).
+    for (rows, n, k) in [(1, 1000, 96), (8, 1000, 96), (1, 4099, 33), (16, 577, 64), (3, 130, 7), (17, 300, 20), (1, 10, 5)]
+    {
+        let x = values(rows * k, 1 + rows as u64);
+        let w = values(n * k, 2 + n as u64);
+        let want = reference(&x, &w, rows, n, k);
+        let xt = Tensor::from_vec(x.clone(), (rows, k), &cpu).unwrap();
+        let wt = Tensor::from_vec(w.clone(), (n, k), &cpu).unwrap();
+        // As a linear layer computes it: x · wᵀ, wᵀ a strided view.
+        let got = xt.matmul(&wt.t().unwrap()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_close(&got, &want, &format!("{rows}×{k} · ({n}×{k})ᵀ"));
+        // With a contiguous right-hand side.
+        let contiguous = wt.t().unwrap().contiguous().unwrap();
+        let got = xt.matmul(&contiguous).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_close(&got, &want, &format!("{rows}×{k} · {k}×{n}"));
+    }
+}
+
+#[test]
+fn a_batch_of_single_rows_folded_into_one_product_matches_the_reference() {
+    // mistral.rs's linear layers broadcast the weight over the batch; candle
+    // then folds the batch into rows (b × 1 rows against one matrix).
+    let cpu = Device::Cpu;
+    let (batch, n, k) = (4, 700, 48);
+    let x = values(batch * k, 7);
+    let w = values(n * k, 8);
+    let want = reference(&x, &w, batch, n, k);
+    let xt = Tensor::from_vec(x, (batch, 1, k), &cpu).unwrap();
+    let wt = Tensor::from_vec(w, (n, k), &cpu).unwrap().broadcast_left(batch).unwrap();
+    let got = xt.matmul(&wt.t().unwrap()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_close(&got, &want, "batch of single rows");
+}
+
+#[test]
+fn f64_products_are_split_the_same_way() {
+    let cpu = Device::Cpu;
+    let (n, k) = (900, 40);
+    let x = values(k, 3);
+    let w = values(n * k, 4);
+    let want = reference(&x, &w, 1, n, k);
+    let xt = Tensor::from_vec(x, (1, k), &cpu).unwrap().to_dtype(DType::F64).unwrap();
+    let wt = Tensor::from_vec(w, (n, k), &cpu).unwrap().to_dtype(DType::F64).unwrap();
+    let got = xt.matmul(&wt.t().unwrap()).unwrap().to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+    assert_close(&got.to_vec1::<f32>().unwrap(), &want, "f64");
+}
