@@ -21,11 +21,11 @@ import time
 import llama_cpp
 import numpy as np
 
+from transformers_bench import prompt_text
+
 
 def prompt_ids(tokenizer, words):
-    text = "Describe what happens in this short video and whether viewers might dislike it. " + \
-        "The recommendation feed shows many videos every day to many people. " * (words // 12 + 1)
-    messages = [{"role": "user", "content": text}]
+    messages = [{"role": "user", "content": prompt_text(words)}]
     rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return tokenizer(rendered)["input_ids"]
 

@@ -16,6 +16,12 @@ import time
 import torch
 
 
+def prompt_text(words):
+    """The prompt text `enf bench inference` sends (and llamacpp_bench.py)."""
+    return "Describe what happens in this short video and whether viewers might dislike it. " + \
+        "The recommendation feed shows many videos every day to many people. " * (words // 12 + 1)
+
+
 def frames(count, size, serial):
     from PIL import Image
     images = []
@@ -42,8 +48,7 @@ def main():
     torch.set_num_threads(a.threads)
     config = json.load(open(os.path.join(a.model, "config.json")))
     vision = config.get("model_type") == "qwen2_5_vl"
-    text = "Describe what happens in this short video and whether viewers might dislike it. " + \
-        "The recommendation feed shows many videos every day to many people. " * (a.prompt_words // 12 + 1)
+    text = prompt_text(a.prompt_words)
     t0 = time.time()
     if vision:
         from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration

@@ -41,9 +41,11 @@ fn assert_close(got: &[f32], want: &[f32], what: &str) {
 #[test]
 fn products_with_a_transposed_weight_match_the_reference_on_every_shape() {
     let cpu = Device::Cpu;
-    // (rows, n, k): split shapes (rows ≤ 16, n ≥ 64 per thread) with even
-    // and uneven widths, and shapes gemm keeps (17 rows, narrow outputs).
-    for (rows, n, k) in [(1, 1000, 96), (8, 1000, 96), (1, 4099, 33), (16, 577, 64), (3, 130, 7), (17, 300, 20), (1, 10, 5)]
+    // (rows, n, k). The patch splits products of ≤ 16 rows whose n · k is at
+    // least 2¹⁶ per thread: the first four shapes (n · k ≥ 2¹⁸) are split on
+    // machines of up to four threads, with even and uneven widths; the last
+    // three are kept whole (too little work, or 17 rows).
+    for (rows, n, k) in [(1, 1000, 300), (8, 1000, 300), (1, 4099, 65), (16, 1155, 240), (3, 130, 7), (17, 300, 20), (1, 10, 5)]
     {
         let x = values(rows * k, 1 + rows as u64);
         let w = values(n * k, 2 + n as u64);
@@ -65,7 +67,7 @@ fn a_batch_of_single_rows_folded_into_one_product_matches_the_reference() {
     // mistral.rs's linear layers broadcast the weight over the batch; candle
     // then folds the batch into rows (b × 1 rows against one matrix).
     let cpu = Device::Cpu;
-    let (batch, n, k) = (4, 700, 48);
+    let (batch, n, k) = (4, 2100, 130);
     let x = values(batch * k, 7);
     let w = values(n * k, 8);
     let want = reference(&x, &w, batch, n, k);
@@ -78,7 +80,7 @@ fn a_batch_of_single_rows_folded_into_one_product_matches_the_reference() {
 #[test]
 fn f64_products_are_split_the_same_way() {
     let cpu = Device::Cpu;
-    let (n, k) = (900, 40);
+    let (n, k) = (2000, 140);
     let x = values(k, 3);
     let w = values(n * k, 4);
     let want = reference(&x, &w, 1, n, k);
