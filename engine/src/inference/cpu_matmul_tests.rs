@@ -1,10 +1,12 @@
 //! The CPU matrix product every model here runs on — candle's, with the
-//! project's patch (engine/patches/candle-core-0.10.2.patch) that splits
-//! decode-shaped products (a few rows against a wide matrix) by columns
-//! across threads. Checked against a plain f64 product on the shapes the
-//! patch takes (one row, eight rows, widths that do not divide evenly, a
-//! batch folded into rows as mistral.rs's linear layers fold it) and on
-//! shapes it leaves to gemm.
+//! project's patch (engine/patches/candle-core-0.10.2.patch). For
+//! decode-shaped products (at most 16 rows against a wide matrix) the patch
+//! computes f32 `x · wᵀ` as dot products in its own AVX2 kernel, and splits
+//! large products by columns across threads. Checked against a plain f64
+//! product on the shapes the patch takes (every row count up to 16 and so
+//! every tile remainder, widths and depths that do not divide evenly, depths
+//! shorter than one vector, strided views, a batch folded into rows as
+//! mistral.rs's linear layers fold it) and on shapes it leaves to gemm.
 
 use candle_core::{DType, Device, Tensor};
 
@@ -43,10 +45,13 @@ fn products_with_a_transposed_weight_match_the_reference_on_every_shape() {
     let cpu = Device::Cpu;
     // (rows, n, k). The patch splits products of ≤ 16 rows whose n · k is at
     // least 2¹⁶ per thread: the first four shapes (n · k ≥ 2¹⁸) are split on
-    // machines of up to four threads, with even and uneven widths; the last
-    // three are kept whole (too little work, or 17 rows).
-    for (rows, n, k) in [(1, 1000, 300), (8, 1000, 300), (1, 4099, 65), (16, 1155, 240), (3, 130, 7), (17, 300, 20), (1, 10, 5)]
-    {
+    // machines of up to four threads, with even and uneven widths; the rest
+    // are kept whole (too little work, or 17 rows). The kernel works in tiles
+    // of 3 weight rows × 4 rows of x over 8 elements of depth: the row
+    // counts 1–16 and widths and depths below cover every remainder.
+    let mut shapes = vec![(1, 1000, 300), (8, 1000, 300), (1, 4099, 65), (16, 1155, 240), (3, 130, 7), (17, 300, 20), (1, 10, 5)];
+    shapes.extend((1..=16).map(|rows| (rows, 40 + rows, 8 * rows + rows % 8)));
+    for (rows, n, k) in shapes {
         let x = values(rows * k, 1 + rows as u64);
         let w = values(n * k, 2 + n as u64);
         let want = reference(&x, &w, rows, n, k);
@@ -60,6 +65,22 @@ fn products_with_a_transposed_weight_match_the_reference_on_every_shape() {
         let got = xt.matmul(&contiguous).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_close(&got, &want, &format!("{rows}×{k} · {k}×{n}"));
     }
+}
+
+#[test]
+fn strided_views_of_both_operands_match_the_reference() {
+    // Rows of x and of w further apart than their length: narrowed views,
+    // as when a model slices a fused projection.
+    let cpu = Device::Cpu;
+    let (rows, n, k, wide) = (6, 700, 130, 150);
+    let x_wide = values(rows * wide, 5);
+    let w_wide = values(n * wide, 6);
+    let narrow = |v: &[f32], count: usize| -> Vec<f32> { (0..count).flat_map(|r| v[r * wide..r * wide + k].to_vec()).collect() };
+    let want = reference(&narrow(&x_wide, rows), &narrow(&w_wide, n), rows, n, k);
+    let xt = Tensor::from_vec(x_wide, (rows, wide), &cpu).unwrap().narrow(1, 0, k).unwrap();
+    let wt = Tensor::from_vec(w_wide, (n, wide), &cpu).unwrap().narrow(1, 0, k).unwrap();
+    let got = xt.matmul(&wt.t().unwrap()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_close(&got, &want, "strided views");
 }
 
 #[test]
