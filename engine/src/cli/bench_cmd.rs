@@ -109,6 +109,22 @@ struct Round {
 }
 
 /// Sends every request at once and waits for all.
+/// The fastest of a level's timed rounds.
+fn best(seconds: &[f64]) -> f64 {
+    seconds.iter().copied().fold(f64::MAX, f64::min)
+}
+
+/// Slowest minus fastest of a level's timed rounds (0 for a single round).
+fn spread(seconds: &[f64]) -> f64 {
+    seconds.iter().copied().fold(f64::MIN, f64::max) - best(seconds)
+}
+
+/// Tokens per second of `decoded` tokens in `seconds`, or none when there is
+/// nothing to time or the time is within the rounds' spread (noise).
+fn decode_rate(decoded: u64, seconds: f64, spread: f64) -> Option<f64> {
+    (decoded > 0 && seconds > spread.max(0.0)).then(|| decoded as f64 / seconds)
+}
+
 async fn round(backend: &Arc<dyn Backend>, requests: Vec<GenerateRequest>) -> anyhow::Result<Round> {
     let started = Instant::now();
     let calls: Vec<_> = requests
@@ -167,18 +183,18 @@ pub async fn inference(args: InferenceBenchArgs) -> anyhow::Result<ExitCode> {
                 .collect()
         };
         round(&backend, requests(args.new_tokens)?).await?;
-        let mut prefill = f64::MAX;
-        let mut full = f64::MAX;
+        let (mut prefills, mut fulls) = (Vec::new(), Vec::new());
         let mut prompt_tokens = 0;
         let mut generated = u64::MAX;
         for _ in 0..args.repeat.max(1) {
             let first = round(&backend, requests(1)?).await?;
-            prefill = prefill.min(first.seconds);
+            prefills.push(first.seconds);
             prompt_tokens = first.prompt_tokens;
             let whole = round(&backend, requests(args.new_tokens)?).await?;
-            full = full.min(whole.seconds);
+            fulls.push(whole.seconds);
             generated = generated.min(whole.completion_tokens);
         }
+        let (prefill, full) = (best(&prefills), best(&fulls));
         // Decode counts the tokens generated after each request's first; a
         // model that stops at end-of-sequence early (random weights do)
         // leaves too few to time, and its rate is not printed.
@@ -191,7 +207,16 @@ pub async fn inference(args: InferenceBenchArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let decode = full - prefill;
-        let decode_tok_s = (decoded > 0 && decode > 0.0).then(|| decoded as f64 / decode);
+        // Decode time is a difference of two timings: when it is no larger
+        // than their run-to-run spread, its rate would be noise.
+        let spread = spread(&prefills).max(spread(&fulls));
+        let decode_tok_s = decode_rate(decoded, decode, spread);
+        if decoded > 0 && decode_tok_s.is_none() {
+            tracing::warn!(
+                "batch {batch}, {} frames: decode took {decode:.3} s, within the rounds' spread of {spread:.3} s — no rate; raise --new-tokens",
+                shape.frames
+            );
+        }
         let per_request = prompt_tokens / batch.max(1) as u64;
         println!(
             "| {batch} | {} | {} | {per_request} | {prefill:.3} | {:.0} | {decode:.3} | {} |",
@@ -251,4 +276,21 @@ pub async fn inference(args: InferenceBenchArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decode_time_within_the_rounds_spread_gets_no_rate() {
+        assert_eq!(spread(&[0.5]), 0.0);
+        assert!((spread(&[0.52, 0.5, 0.61]) - 0.11).abs() < 1e-12);
+        assert_eq!(best(&[0.52, 0.5, 0.61]), 0.5);
+        assert_eq!(decode_rate(100, 1.0, 0.1), Some(100.0));
+        assert_eq!(decode_rate(100, 0.05, 0.1), None, "within the spread");
+        assert_eq!(decode_rate(100, 0.1, 0.1), None, "equal to the spread");
+        assert_eq!(decode_rate(0, 1.0, 0.0), None, "nothing decoded");
+        assert_eq!(decode_rate(10, -0.01, 0.0), None, "negative difference");
+    }
 }
