@@ -108,7 +108,6 @@ struct Round {
     completion_tokens: u64,
 }
 
-/// Sends every request at once and waits for all.
 /// The fastest of a level's timed rounds.
 fn best(seconds: &[f64]) -> f64 {
     seconds.iter().copied().fold(f64::MAX, f64::min)
@@ -125,6 +124,7 @@ fn decode_rate(decoded: u64, seconds: f64, spread: f64) -> Option<f64> {
     (decoded > 0 && seconds > spread.max(0.0)).then(|| decoded as f64 / seconds)
 }
 
+/// Sends every request at once and waits for all.
 async fn round(backend: &Arc<dyn Backend>, requests: Vec<GenerateRequest>) -> anyhow::Result<Round> {
     let started = Instant::now();
     let calls: Vec<_> = requests
