@@ -2,7 +2,8 @@
 //! project's patch (engine/patches/candle-core-0.10.2.patch). For
 //! decode-shaped products (at most 16 rows against a wide matrix) the patch
 //! computes f32 `x · wᵀ` as dot products in its own AVX2 kernel, and splits
-//! large products by columns across threads. Checked against a plain f64
+//! large products by columns into a few parts per thread, each claimed by
+//! whichever thread is free (the caller or one of rayon's). Checked against a plain f64
 //! product on the shapes the patch takes (every row count up to 16 and so
 //! every tile remainder, widths and depths that do not divide evenly, depths
 //! shorter than one vector, strided views, a batch folded into rows as
@@ -45,7 +46,7 @@ fn products_with_a_transposed_weight_match_the_reference_on_every_shape() {
     let cpu = Device::Cpu;
     // (rows, n, k). The patch splits products of ≤ 16 rows whose n · k is at
     // least 2¹⁶ per thread: the first four shapes (n · k ≥ 2¹⁸) are split on
-    // machines of up to four threads, with even and uneven widths; the rest
+    // machines of up to four threads, into parts of even and uneven widths; the rest
     // are kept whole (too little work, or 17 rows). The kernel works in tiles
     // of 3 weight rows × 4 rows of x over 8 elements of depth: the row
     // counts 1–16 and widths and depths below cover every remainder.
@@ -109,4 +110,28 @@ fn f64_products_are_split_the_same_way() {
     let wt = Tensor::from_vec(w, (n, k), &cpu).unwrap().to_dtype(DType::F64).unwrap();
     let got = xt.matmul(&wt.t().unwrap()).unwrap().to_dtype(DType::F32).unwrap().flatten_all().unwrap();
     assert_close(&got.to_vec1::<f32>().unwrap(), &want, "f64");
+}
+
+#[test]
+fn products_made_from_several_threads_at_once_each_get_their_own_result() {
+    // Several callers split their products over the same pool at the same
+    // time (as concurrent requests or parallel tests do): the parts of one
+    // product must never land in another's result.
+    let (rows, n, k) = (2, 1500, 200);
+    std::thread::scope(|scope| {
+        for caller in 0..4u64 {
+            scope.spawn(move || {
+                let cpu = Device::Cpu;
+                let x = values(rows * k, 10 + caller);
+                let w = values(n * k, 20 + caller);
+                let want = reference(&x, &w, rows, n, k);
+                let xt = Tensor::from_vec(x, (rows, k), &cpu).unwrap();
+                let wt = Tensor::from_vec(w, (n, k), &cpu).unwrap();
+                for round in 0..20 {
+                    let got = xt.matmul(&wt.t().unwrap()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                    assert_close(&got, &want, &format!("caller {caller}, round {round}"));
+                }
+            });
+        }
+    });
 }
