@@ -4,13 +4,16 @@ that sees exactly what the prompt shows — the candidate's title and the
 history digest's profile lines — and predicts negative when the title carries
 a reason class's words and the profile line for that class says "low" (or,
 for boredom, names the class). Its figures are the ceiling a model reading
-that prompt can reach on a data set (the oracle's ceiling uses the hidden
-traits as well).
+that prompt can reach on a data set without guessing (the oracle's ceiling
+uses the hidden traits as well). Then, for the items whose title names no
+class, what S-GRPO's reward pays for answering `like` against guessing a
+negative.
 
     python3 benches/demo_prompt_rule.py PREDICTIONS.jsonl DATA_DIR
 
-PREDICTIONS is any `enf run` of examples/train/demo-graph.toml over DATA_DIR
-(its `profile` node records carry the digest). The words are the task's
+PREDICTIONS is any `enf run` over DATA_DIR of a graph with the demo's
+`profile` node (examples/train/demo-graph.toml: its records carry the
+digest). The words are the task's
 keywords plus the demo graph's extra ones.
 """
 import json
@@ -23,6 +26,8 @@ KEYWORDS = {
     3: "disturbing visual graphic gore blood uncomfortable gross scary gory injury surgery".split(),
 }
 FIELD = {1: "negativity_tolerance", 2: "bored_by", 3: "sensory_tolerance"}
+# S-GRPO's ladder (docs/training.md): attitude right, then class right.
+JUDGE, CLASS = 0.5, 1.0
 
 
 def main(predictions, data):
@@ -36,6 +41,12 @@ def main(predictions, data):
         truth[(i["user_id"], i["video_id"])] = (i["play_rate"] < 0.3 or i["disliked"], i.get("reason_class"))
     tp = fp = fn = tn = classes_right = negatives = 0
     shown = {"cue and low tolerance": 0, "cue, tolerance not shown low": 0, "vague title": 0}
+    # Items whose title shows no class but whose profile shows a low
+    # tolerance: what answering `like` earns against the best guess of a
+    # negative (S-GRPO's ladder without the format step: attitude right 0.5,
+    # class right 1.0 more), the guess's class picked by an oracle among the
+    # low ones — an upper bound for any guessing rule.
+    vague = {"items": 0, "like": 0.0, "guess": 0.0}
     for line in open(predictions):
         record = json.loads(line)
         profile = record["nodes"]["profile"]["output"]["profile"]
@@ -43,6 +54,11 @@ def main(predictions, data):
         cls = next((c for c in (1, 2, 3) if any(w in title for w in KEYWORDS[c])), None)
         predicted = cls is not None and profile[FIELD[cls]].startswith(("low", "boring"))
         negative, true_class = truth[(record["user_id"], record["video_id"])]
+        low = [c for c in (1, 2, 3) if profile[FIELD[c]].startswith(("low", "boring"))]
+        if cls is None and low:
+            vague["items"] += 1
+            vague["like"] += JUDGE * (not negative)
+            vague["guess"] += (JUDGE + CLASS * (true_class in low)) if negative else 0.0
         tp += predicted and negative
         fp += predicted and not negative
         fn += negative and not predicted
@@ -60,6 +76,9 @@ def main(predictions, data):
     # from the prompt without guessing, which bounds Recall and Class_Acc.
     print("negatives by what the prompt shows: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
     print(f"highest Recall / Class_Acc without guessing: {shown['cue and low tolerance'] / max(1, negatives):.3f}")
+    n = max(1, vague["items"])
+    print(f"vague title, low tolerance shown ({vague['items']} items), mean reward beyond format: "
+          f"answering like {vague['like'] / n:.3f}, best guess of a negative {vague['guess'] / n:.3f}")
 
 
 if __name__ == "__main__":
