@@ -52,9 +52,10 @@ def main(predictions, data):
         profile = record["nodes"]["profile"]["output"]["profile"]
         title = titles[record["video_id"]]
         cls = next((c for c in (1, 2, 3) if any(w in title for w in KEYWORDS[c])), None)
-        predicted = cls is not None and profile[FIELD[cls]].startswith(("low", "boring"))
-        negative, true_class = truth[(record["user_id"], record["video_id"])]
+        # The classes whose profile line shows a low tolerance.
         low = [c for c in (1, 2, 3) if profile[FIELD[c]].startswith(("low", "boring"))]
+        predicted = cls in low
+        negative, true_class = truth[(record["user_id"], record["video_id"])]
         if cls is None and low:
             vague["items"] += 1
             vague["like"] += JUDGE * (not negative)
