@@ -6,8 +6,14 @@
 # with the ratios. Installs torch, torchvision (the Qwen2.5-VL processor needs
 # it) and transformers from PyPI into target/hf-venv, and builds
 # llama-cpp-python there from its source package.
-# Run after .ci/setup:  benches/inference.sh
+# Run after .ci/setup:  benches/inference.sh [ROUNDS]
+# With ROUNDS > 1 the three runtimes take turns ROUNDS times and the script
+# ends with each ratio's median and its value in every round
+# (benches/inference_rounds.py): on a machine whose figures move by a
+# quarter from run to run, one round decides little.
 set -euo pipefail
+rounds=${1:-1}
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "usage: benches/inference.sh [ROUNDS], ROUNDS a whole number ≥ 1" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 . benches/hf_venv.sh
 . benches/llamacpp.sh
@@ -28,7 +34,18 @@ run() { # name manifest model-dir shapes new-tokens
     target/release/enf -q bench inference "$manifest" --shape "$shapes" --new-tokens "$new" \
         --json "target/bench/$name-enf.json" "${compare[@]}"
 }
-run smollm2 models/smollm2-135m.toml models/smollm2-135m-instruct 1:0:0,8:0:0 32
-# tiny-vl decodes in a few milliseconds per token: 128 tokens, so that decode
-# time stands out of the prefill's run-to-run spread.
-run tiny-vl models/tiny-vl.toml models/tiny-vl 1:0:0,8:0:0,1:16:224,8:16:224 128
+rm -rf target/bench/rounds
+for round in $(seq 1 "$rounds"); do
+    ((rounds > 1)) && echo "=== round $round of $rounds"
+    run smollm2 models/smollm2-135m.toml models/smollm2-135m-instruct 1:0:0,8:0:0 32
+    # tiny-vl decodes in a few milliseconds per token: 128 tokens, so that decode
+    # time stands out of the prefill's run-to-run spread.
+    run tiny-vl models/tiny-vl.toml models/tiny-vl 1:0:0,8:0:0,1:16:224,8:16:224 128
+    if ((rounds > 1)); then
+        mkdir -p "target/bench/rounds/$round"
+        cp target/bench/{smollm2,tiny-vl}-{enf,hf}.json target/bench/smollm2-llamacpp.json "target/bench/rounds/$round/"
+    fi
+done
+if ((rounds > 1)); then
+    "$venv/bin/python" benches/inference_rounds.py target/bench/rounds/*
+fi
