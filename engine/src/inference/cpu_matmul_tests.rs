@@ -50,7 +50,8 @@ fn products_with_a_transposed_weight_match_the_reference_on_every_shape() {
     // are kept whole (too little work, or 17 rows). The kernel works in tiles
     // of 3 weight rows × 4 rows of x over 8 elements of depth: the row
     // counts 1–16 and widths and depths below cover every remainder.
-    let mut shapes = vec![(1, 1000, 300), (8, 1000, 300), (1, 4099, 65), (16, 1155, 240), (3, 130, 7), (17, 300, 20), (1, 10, 5)];
+    let mut shapes =
+        vec![(1, 1000, 300), (8, 1000, 300), (1, 4099, 65), (16, 1155, 240), (3, 130, 7), (17, 300, 20), (1, 10, 5)];
     shapes.extend((1..=16).map(|rows| (rows, 40 + rows, 8 * rows + rows % 8)));
     for (rows, n, k) in shapes {
         let x = values(rows * k, 1 + rows as u64);
@@ -76,7 +77,8 @@ fn strided_views_of_both_operands_match_the_reference() {
     let (rows, n, k, wide) = (6, 700, 130, 150);
     let x_wide = values(rows * wide, 5);
     let w_wide = values(n * wide, 6);
-    let narrow = |v: &[f32], count: usize| -> Vec<f32> { (0..count).flat_map(|r| v[r * wide..r * wide + k].to_vec()).collect() };
+    let narrow =
+        |v: &[f32], count: usize| -> Vec<f32> { (0..count).flat_map(|r| v[r * wide..r * wide + k].to_vec()).collect() };
     let want = reference(&narrow(&x_wide, rows), &narrow(&w_wide, n), rows, n, k);
     let xt = Tensor::from_vec(x_wide, (rows, wide), &cpu).unwrap().narrow(1, 0, k).unwrap();
     let wt = Tensor::from_vec(w_wide, (n, wide), &cpu).unwrap().narrow(1, 0, k).unwrap();

@@ -8,6 +8,8 @@
 
 mod cache;
 #[cfg(test)]
+mod cpu_attention_tests;
+#[cfg(test)]
 mod cpu_matmul_tests;
 pub mod echo;
 mod frames;
