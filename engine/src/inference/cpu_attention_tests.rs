@@ -12,15 +12,9 @@
 use candle_core::{Device, Tensor};
 use mistralrs::core::layers::{Sdpa, SdpaParams};
 
-/// Deterministic values in [-2, 2).
+/// Deterministic values in [-2, 2): the matrix-product tests' values, doubled.
 fn values(count: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..count)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-        })
-        .collect()
+    super::cpu_matmul_tests::values(count, seed).into_iter().map(|v| v * 2.0).collect()
 }
 
 /// One attention problem: shapes, inputs in (batch, heads, positions, head size)

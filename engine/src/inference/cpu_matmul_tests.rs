@@ -11,8 +11,8 @@
 
 use candle_core::{DType, Device, Tensor};
 
-/// Deterministic values in [-1, 1).
-fn values(count: usize, seed: u64) -> Vec<f32> {
+/// Deterministic values in [-1, 1) (the attention tests use them too).
+pub(super) fn values(count: usize, seed: u64) -> Vec<f32> {
     let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..count)
         .map(|_| {
