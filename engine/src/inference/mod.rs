@@ -11,6 +11,8 @@ mod cache;
 mod cpu_attention_tests;
 #[cfg(test)]
 mod cpu_matmul_tests;
+#[cfg(test)]
+mod cpu_rope_tests;
 pub mod echo;
 mod frames;
 pub mod incidents;
