@@ -1,9 +1,10 @@
 //! mistral.rs's CPU attention as every model here runs it — with the
-//! project's patch (engine/patches/mistralrs-core-0.8.1.patch, items 8, 11
-//! and 12 in docs/inference.md): the prefill kernel (a query row's scores
+//! project's patch (engine/patches/mistralrs-core-0.8.1.patch, items 8, 11,
+//! 12 and 13 in docs/inference.md): the row kernel (a query row's scores
 //! against all keys, exponentiated eight lanes at a time, value rows added
-//! with the result held in registers) and the decode kernel (one query,
-//! keys in tiles). Checked through `Sdpa::run_attention`, the call the models
+//! with the result held in registers), its rows spread over rayon's pool for
+//! a prefill and claimed by the calling thread and the pool's for a decode
+//! step (one query row per sequence and head). Checked through `Sdpa::run_attention`, the call the models
 //! make, against softmax(q·kᵀ·scale + mask)·v in f64 — with grouped
 //! key/value heads, head sizes that are and are not multiples of the vector
 //! width, a causal mask over keys that include an earlier turn's, and a
@@ -146,7 +147,8 @@ fn prefill_attention_matches_the_reference() {
 
 #[test]
 fn decode_attention_matches_the_reference_for_every_sequence_of_a_batch() {
-    for (batch, kv_len, head) in [(1, 250, 64), (3, 41, 64), (4, 16, 24)] {
+    // 9 rows (one part per row pair), 27, 36, and a batch of 8 (72 rows in parts of 9).
+    for (batch, kv_len, head) in [(1, 250, 64), (3, 41, 64), (4, 16, 24), (8, 300, 64)] {
         let problem = Problem::new(batch, 9, 3, 1, kv_len, head, false);
         assert_matches_reference(&problem, &format!("decode, batch {batch}, {kv_len} keys, head {head}"));
     }

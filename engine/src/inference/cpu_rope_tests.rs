@@ -24,7 +24,13 @@ enum Layout {
 }
 
 /// The rotation in f64: `x` in the layout's order, `cos`/`sin` (t × d/2).
-fn reference(layout: Layout, x: &[f32], cos: &[f32], sin: &[f32], (b, h, t, d): (usize, usize, usize, usize)) -> Vec<f32> {
+fn reference(
+    layout: Layout,
+    x: &[f32],
+    cos: &[f32],
+    sin: &[f32],
+    (b, h, t, d): (usize, usize, usize, usize),
+) -> Vec<f32> {
     let mut out = vec![0.0; x.len()];
     for b_i in 0..b {
         for h_i in 0..h {
