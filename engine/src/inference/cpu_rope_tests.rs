@@ -5,12 +5,8 @@
 //! pairs, and the (batch, positions, heads, head size) order) are checked
 //! against the rotation computed in f64.
 
+use super::cpu_matmul_tests::values;
 use candle_core::{Device, Tensor};
-
-/// Deterministic values in [-1, 1): the matrix-product tests' values.
-fn values(count: usize, seed: u64) -> Vec<f32> {
-    super::cpu_matmul_tests::values(count, seed)
-}
 
 /// How a head's dimensions pair up, and where heads and positions lie.
 #[derive(Clone, Copy, Debug)]
