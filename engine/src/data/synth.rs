@@ -5,8 +5,9 @@
 //! disturbing visuals, patience with dull content) and interests; every
 //! video has a category and, for some, a planted cause that shows in its
 //! title (unless the title is one of the vague ones a fifth of videos get)
-//! and in its frames: a negative event (class 1), dull content (class 2)
-//! or disturbing visuals (class 3). A user skips a video (play rate < 0.3)
+//! and in its frames: a negative event (class 1), dull content (class 2,
+//! also told by its length: dull videos run 20 minutes to 3 hours, others
+//! under 5 minutes) or disturbing visuals (class 3). A user skips a video (play rate < 0.3)
 //! when its cause meets their trait, or — less reliably — when it is outside
 //! their interests; half of the skips are explicit dislikes with a reason text
 //! drawn from the planted cause. A little noise keeps it from being trivial.
@@ -212,8 +213,16 @@ fn sft_target(user: &User, video: &Video) -> String {
         Some(class) => format!("negative: {class}"),
         None => "like".to_string(),
     };
-    let cue =
-        if VAGUE_TITLES.contains(&video.title.as_str()) { "The title says little about what it shows." } else { cue };
+    let vague = VAGUE_TITLES.contains(&video.title.as_str());
+    // Dull videos are long, and the Reason prompt shows the length (in the
+    // same words), so that cue holds under a vague title too.
+    let runs = enf_kit::reason::length(video.duration_s).unwrap_or_default();
+    let cue = match (video.cause, vague) {
+        (Cause::Dull, false) => format!("{cue} It runs {runs}."),
+        (Cause::Dull, true) => format!("The title says little about what it shows, but it runs {runs}: long footage."),
+        (_, true) => "The title says little about what it shows.".to_string(),
+        (_, false) => cue.to_string(),
+    };
     let think = format!("A {category} video. {cue} {trait_line}");
     format!("<think>{}</think><answer>{answer}</answer>", think.trim_end())
 }
@@ -436,6 +445,18 @@ mod tests {
         let target = sft_target(&u, &v);
         assert!(target.contains("says little") && !target.contains("conflict"), "{target}");
         assert!(target.ends_with("<answer>negative: 1</answer>"), "the oracle's verdict: {target}");
+    }
+
+    #[test]
+    fn a_dull_video_is_said_to_run_long_also_under_a_vague_title() {
+        let mut u = user(false);
+        u.impatient = true;
+        for title in ["Six hours of uncut footage", "Wow!"] {
+            let v = Video { duration_s: 5729.9, ..video(Cause::Dull, title) };
+            let target = sft_target(&u, &v);
+            assert!(target.contains("It runs 95 minutes") || target.contains("it runs 95 minutes"), "{target}");
+            assert!(target.ends_with("<answer>negative: 2</answer>"), "{target}");
+        }
     }
 
     #[test]

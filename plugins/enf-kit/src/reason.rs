@@ -11,6 +11,20 @@ fn text(value: &Value, key: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// A video's length as a reader says it: whole seconds under two minutes,
+/// whole minutes from there (halves rounded up); `None` for a length that is
+/// negative or not finite.
+pub fn length(seconds: f64) -> Option<String> {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return None;
+    }
+    Some(if seconds < 120.0 {
+        format!("{} seconds", (seconds + 0.5).floor())
+    } else {
+        format!("{} minutes", (seconds / 60.0 + 0.5).floor())
+    })
+}
+
 /// The judgement prompt over the four dimensions.
 pub fn judge(user: &Value, profile: &Value, video: &Value, candidate: &Value, task: &Task) -> String {
     let mut prompt = String::from("You predict how one user reacts to a recommended short video.\n");
@@ -32,6 +46,9 @@ pub fn judge(user: &Value, profile: &Value, video: &Value, candidate: &Value, ta
         prompt.push_str(&format!(" ({category})"));
     }
     prompt.push('\n');
+    if let Some(length) = candidate.get("duration_s").and_then(Value::as_f64).and_then(length) {
+        prompt.push_str(&format!("Length: {length}\n"));
+    }
     for (key, label) in [("content", "Content"), ("controversial", "Controversial"), ("values", "Values it conveys")] {
         if let Some(value) = text(video, key) {
             prompt.push_str(&format!("{label}: {}\n", clip(&value, 300)));
@@ -55,7 +72,7 @@ mod tests {
             &json!({"age": 30, "occupation": "chef", "interests": ["food"]}),
             &json!({"values": "craft", "sensory_tolerance": "low"}),
             &json!({"content": "fish gutting", "controversial": "blood"}),
-            &json!({"title": "Fresh catch", "category": "food"}),
+            &json!({"title": "Fresh catch", "category": "food", "duration_s": 94.5}),
             &Task::default(),
         );
         for part in [
@@ -63,7 +80,7 @@ mod tests {
             "Values: craft",
             "Sensory tolerance: low",
             "Content: fish gutting",
-            "\"Fresh catch\" (food)",
+            "\"Fresh catch\" (food)\nLength: 95 seconds",
             "2. boring",
             "<answer>",
         ] {
@@ -84,6 +101,17 @@ mod tests {
             let prompt = judge(&input["user"], &input["profile"], &input["video"], &input["candidate"], &task);
             assert_eq!(Some(prompt.as_str()), case["prompt"].as_str(), "input: {input}");
         }
+    }
+
+    #[test]
+    fn lengths_read_in_seconds_then_minutes() {
+        assert_eq!(length(0.0).as_deref(), Some("0 seconds"));
+        assert_eq!(length(119.4).as_deref(), Some("119 seconds"));
+        assert_eq!(length(120.0).as_deref(), Some("2 minutes"));
+        assert_eq!(length(5729.9).as_deref(), Some("95 minutes"));
+        assert_eq!(length(-1.0), None);
+        assert_eq!(length(f64::NAN), None);
+        assert_eq!(length(f64::INFINITY), None);
     }
 
     #[test]

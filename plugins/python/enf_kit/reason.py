@@ -2,6 +2,7 @@
 ``enf-kit/src/reason.rs`` (and ``describe_user`` of ``profile_prompts.rs``):
 the prompt is byte for byte the Rust agent's, so the model sees the same text."""
 
+import math
 from typing import Any, Optional
 
 from . import clip
@@ -56,6 +57,20 @@ _PROFILE_LINES = [
 _VIDEO_LINES = [("content", "Content"), ("controversial", "Controversial"), ("values", "Values it conveys")]
 
 
+def length(seconds: Any) -> Optional[str]:
+    """A video's length as a reader says it (``reason.rs``'s ``length``): whole
+    seconds under two minutes, whole minutes from there (halves rounded up);
+    ``None`` for a value that is not a finite non-negative number."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return None
+    seconds = float(seconds)
+    if not math.isfinite(seconds) or seconds < 0.0:
+        return None
+    if seconds < 120.0:
+        return f"{math.floor(seconds + 0.5)} seconds"
+    return f"{math.floor(seconds / 60.0 + 0.5)} minutes"
+
+
 def judge(user: Any, profile: Any, video: Any, candidate: Any, task: Task) -> str:
     """The judgement prompt over the four dimensions."""
     prompt = "You predict how one user reacts to a recommended short video.\n"
@@ -71,6 +86,9 @@ def judge(user: Any, profile: Any, video: Any, candidate: Any, task: Task) -> st
     if category is not None:
         prompt += f" ({category})"
     prompt += "\n"
+    spoken = length(candidate.get("duration_s")) if isinstance(candidate, dict) else None
+    if spoken is not None:
+        prompt += f"Length: {spoken}\n"
     for key, label in _VIDEO_LINES:
         value = _text(video, key)
         if value is not None:
