@@ -76,6 +76,14 @@ struct Video {
     duration_s: f64,
 }
 
+impl Video {
+    /// The length as `videos.jsonl` lists it (a tenth of a second), so the
+    /// SFT targets name the length the Reason prompt shows.
+    fn listed_duration_s(&self) -> f64 {
+        (self.duration_s * 10.0).round() / 10.0
+    }
+}
+
 struct User {
     id: String,
     interests: Vec<usize>,
@@ -214,16 +222,20 @@ fn sft_target(user: &User, video: &Video) -> String {
         None => "like".to_string(),
     };
     let vague = VAGUE_TITLES.contains(&video.title.as_str());
-    // Dull videos are long, and the Reason prompt shows the length (in the
-    // same words), so that cue holds under a vague title too.
-    let runs = enf_kit::reason::length(video.duration_s).unwrap_or_default();
+    // Every target first names the length the Reason prompt shows (in the
+    // same words), then judges the title: dull videos are long and every
+    // other video is short, so the length tells a dull video also under a
+    // vague title, and the judgement follows the number just written.
     let cue = match (video.cause, vague) {
-        (Cause::Dull, false) => format!("{cue} It runs {runs}."),
-        (Cause::Dull, true) => format!("The title says little about what it shows, but it runs {runs}: long footage."),
-        (_, true) => "The title says little about what it shows.".to_string(),
-        (_, false) => cue.to_string(),
+        (Cause::Dull, true) => "The title says little about what it shows, but at that length it is long footage.",
+        (_, true) => "The title says little about what it shows, and it is short.",
+        (_, false) => cue,
     };
-    let think = format!("A {category} video. {cue} {trait_line}");
+    let opening = match enf_kit::reason::length(video.listed_duration_s()) {
+        Some(runs) => format!("A {category} video that runs {runs}."),
+        None => format!("A {category} video."),
+    };
+    let think = format!("{opening} {cue} {trait_line}");
     format!("<think>{}</think><answer>{answer}</answer>", think.trim_end())
 }
 
@@ -321,7 +333,7 @@ pub fn synthesize(dir: &Path, users: usize, seed: u64) -> Result<SynthSummary, D
         video_lines.push(json!({
             "video_id": video.id,
             "title": video.title,
-            "duration_s": (video.duration_s * 10.0).round() / 10.0,
+            "duration_s": video.listed_duration_s(),
             "category": CATEGORIES[video.category].0,
             "frames": frames,
         }));
@@ -451,12 +463,30 @@ mod tests {
     fn a_dull_video_is_said_to_run_long_also_under_a_vague_title() {
         let mut u = user(false);
         u.impatient = true;
-        for title in ["Six hours of uncut footage", "Wow!"] {
+        for (title, cue) in [("Six hours of uncut footage", "promises long footage"), ("Wow!", "it is long footage")] {
             let v = Video { duration_s: 5729.9, ..video(Cause::Dull, title) };
             let target = sft_target(&u, &v);
-            assert!(target.contains("It runs 95 minutes") || target.contains("it runs 95 minutes"), "{target}");
+            assert!(target.starts_with("<think>A news video that runs 95 minutes. "), "{target}");
+            assert!(target.contains(cue), "{target}");
             assert!(target.ends_with("<answer>negative: 2</answer>"), "{target}");
         }
+    }
+
+    #[test]
+    fn a_short_video_under_a_vague_title_is_said_to_be_short() {
+        let (u, v) = (user(true), video(Cause::None, "Wow!"));
+        let target = sft_target(&u, &v);
+        assert!(target.starts_with("<think>A news video that runs 60 seconds. "), "{target}");
+        assert!(target.contains("it is short") && !target.contains("long footage"), "{target}");
+        assert!(target.ends_with("<answer>like</answer>"), "{target}");
+    }
+
+    #[test]
+    fn the_length_named_is_the_length_listed() {
+        // 5729.96 s is listed as 5730.0 s: the prompt says 96 minutes (95.5
+        // rounded up), and so must the target.
+        let v = Video { duration_s: 5729.96, ..video(Cause::Dull, "Wow!") };
+        assert!(sft_target(&user(true), &v).contains("runs 96 minutes"));
     }
 
     #[test]
@@ -465,7 +495,7 @@ mod tests {
         let target = sft_target(&u, &v);
         assert_eq!(
             target,
-            "<think>A news video. Nothing in the title is hostile, dull or graphic.</think><answer>like</answer>"
+            "<think>A news video that runs 60 seconds. Nothing in the title is hostile, dull or graphic.</think><answer>like</answer>"
         );
     }
 }
