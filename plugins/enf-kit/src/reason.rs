@@ -1,6 +1,6 @@
 //! The Reason agent's prompt over the four dimensions.
 
-use crate::clip;
+use crate::{clip, length};
 use crate::task::Task;
 use serde_json::Value;
 
@@ -9,20 +9,6 @@ fn text(value: &Value, key: &str) -> Option<String> {
         .get(key)
         .and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_u64().map(|n| n.to_string())))
         .filter(|s| !s.is_empty())
-}
-
-/// A video's length as a reader says it: whole seconds under two minutes,
-/// whole minutes from there (halves rounded up); `None` for a length that is
-/// negative or not finite.
-pub fn length(seconds: f64) -> Option<String> {
-    if !seconds.is_finite() || seconds < 0.0 {
-        return None;
-    }
-    Some(if seconds < 120.0 {
-        format!("{} seconds", (seconds + 0.5).floor())
-    } else {
-        format!("{} minutes", (seconds / 60.0 + 0.5).floor())
-    })
 }
 
 /// The judgement prompt over the four dimensions.
@@ -101,17 +87,6 @@ mod tests {
             let prompt = judge(&input["user"], &input["profile"], &input["video"], &input["candidate"], &task);
             assert_eq!(Some(prompt.as_str()), case["prompt"].as_str(), "input: {input}");
         }
-    }
-
-    #[test]
-    fn lengths_read_in_seconds_then_minutes() {
-        assert_eq!(length(0.0).as_deref(), Some("0 seconds"));
-        assert_eq!(length(119.4).as_deref(), Some("119 seconds"));
-        assert_eq!(length(120.0).as_deref(), Some("2 minutes"));
-        assert_eq!(length(5729.9).as_deref(), Some("95 minutes"));
-        assert_eq!(length(-1.0), None);
-        assert_eq!(length(f64::NAN), None);
-        assert_eq!(length(f64::INFINITY), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::clip;
+use crate::{clip, length};
 use crate::task::Task;
 
 /// The video as items describe it (`$item.candidate` or a history entry).
@@ -46,8 +46,8 @@ fn describe_video(video: &VideoInfo, frames: usize) -> String {
     if let Some(category) = &video.category {
         text.push_str(&format!("\nCategory: {category}"));
     }
-    if let Some(seconds) = video.duration_s {
-        text.push_str(&format!("\nLength: {seconds:.0} seconds"));
+    if let Some(spoken) = video.duration_s.and_then(length) {
+        text.push_str(&format!("\nLength: {spoken}"));
     }
     if frames > 0 {
         text.push_str(&format!("\n{frames} frames of the video are attached, in order."));
@@ -135,5 +135,14 @@ mod tests {
         assert!(p.contains("4 frames"));
         assert!(p.contains("3. visually-disturbing"));
         assert!(p.contains("<answer>"));
+    }
+
+    #[test]
+    fn the_length_reads_as_in_the_reason_prompt() {
+        let video = |duration_s| VideoInfo { video_id: "v".into(), duration_s, ..VideoInfo::default() };
+        assert!(analysis(&video(Some(6640.0)), 0).contains("\nLength: 111 minutes"));
+        assert!(analysis(&video(Some(95.0)), 0).contains("\nLength: 95 seconds"));
+        assert!(!analysis(&video(Some(-3.0)), 0).contains("Length"), "a negative length is left out");
+        assert!(!analysis(&video(None), 0).contains("Length"));
     }
 }

@@ -2,10 +2,9 @@
 ``enf-kit/src/reason.rs`` (and ``describe_user`` of ``profile_prompts.rs``):
 the prompt is byte for byte the Rust agent's, so the model sees the same text."""
 
-import math
 from typing import Any, Optional
 
-from . import clip
+from . import clip, length
 from .task import Task
 
 _U64_MAX = (1 << 64) - 1
@@ -55,20 +54,6 @@ _PROFILE_LINES = [
     ("bored_by", "Bored by"),
 ]
 _VIDEO_LINES = [("content", "Content"), ("controversial", "Controversial"), ("values", "Values it conveys")]
-
-
-def length(seconds: Any) -> Optional[str]:
-    """A video's length as a reader says it (``reason.rs``'s ``length``): whole
-    seconds under two minutes, whole minutes from there (halves rounded up);
-    ``None`` for a value that is not a finite non-negative number."""
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        return None
-    seconds = float(seconds)
-    if not math.isfinite(seconds) or seconds < 0.0:
-        return None
-    if seconds < 120.0:
-        return f"{math.floor(seconds + 0.5)} seconds"
-    return f"{math.floor(seconds / 60.0 + 0.5)} minutes"
 
 
 def judge(user: Any, profile: Any, video: Any, candidate: Any, task: Task) -> str:

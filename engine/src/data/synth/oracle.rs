@@ -61,7 +61,7 @@ pub(super) fn sft_target(user: &User, video: &Video) -> String {
         (_, true) => "The title says little about what it shows, and it is short.",
         (_, false) => cue,
     };
-    let opening = match enf_kit::reason::length(video.listed_duration_s()) {
+    let opening = match enf_kit::length(video.listed_duration_s()) {
         Some(runs) => format!("A {category} video that runs {runs}."),
         None => format!("A {category} video."),
     };
