@@ -12,12 +12,11 @@ use super::{Cause, User, Video, CATEGORIES, VAGUE_TITLES};
 /// oracle's — the video's planted cause meeting the user's hidden trait
 /// ([`cause_meeting_trait`]), never the generator's random draws, which no
 /// reader of the prompt could foresee — and its reasoning names what the
-/// Reason agent's prompt shows: the video's length in the prompt's words,
-/// the cue in the title (or, under a vague title, whether the length is
-/// long footage) and the user's tolerance for that kind of video, the line
-/// the history digest writes. A video whose cause
-/// the user tolerates says so, so the trait × cause interaction is taught
-/// from both sides; short on purpose, so the verdict weighs in the loss.
+/// Reason agent's prompt shows: the cue in the title (for a dull video also
+/// its length, in the prompt's words) and the user's tolerance for that kind
+/// of video, the line the history digest writes. A video whose cause the
+/// user tolerates says so, so the trait × cause interaction is taught from
+/// both sides; short on purpose, so the verdict weighs in the loss.
 pub(super) fn sft_target(user: &User, video: &Video) -> String {
     let (category, _) = CATEGORIES[video.category];
     let (cue, trait_line) = match video.cause {
@@ -52,20 +51,18 @@ pub(super) fn sft_target(user: &User, video: &Video) -> String {
         None => "like".to_string(),
     };
     let vague = VAGUE_TITLES.contains(&video.title.as_str());
-    // Every target first names the length the Reason prompt shows (in the
-    // same words), then judges the title: dull videos are long and every
-    // other video is short, so the length tells a dull video also under a
-    // vague title, and the judgement follows the number just written.
+    // Dull videos are long, and the Reason prompt shows the length (in the
+    // same words), so that cue holds under a vague title too. (Naming every
+    // video's length, short ones too, was tried and taught worse:
+    // docs/training-demo.md, "What was tried", item 11.)
+    let runs = enf_kit::length(video.listed_duration_s()).unwrap_or_default();
     let cue = match (video.cause, vague) {
-        (Cause::Dull, true) => "The title says little about what it shows, but at that length it is long footage.",
-        (_, true) => "The title says little about what it shows, and it is short.",
-        (_, false) => cue,
+        (Cause::Dull, false) => format!("{cue} It runs {runs}."),
+        (Cause::Dull, true) => format!("The title says little about what it shows, but it runs {runs}: long footage."),
+        (_, true) => "The title says little about what it shows.".to_string(),
+        (_, false) => cue.to_string(),
     };
-    let opening = match enf_kit::length(video.listed_duration_s()) {
-        Some(runs) => format!("A {category} video that runs {runs}."),
-        None => format!("A {category} video."),
-    };
-    let think = format!("{opening} {cue} {trait_line}");
+    let think = format!("A {category} video. {cue} {trait_line}");
     format!("<think>{}</think><answer>{answer}</answer>", think.trim_end())
 }
 
@@ -143,22 +140,12 @@ mod tests {
     fn a_dull_video_is_said_to_run_long_also_under_a_vague_title() {
         let mut u = user(false);
         u.impatient = true;
-        for (title, cue) in [("Six hours of uncut footage", "promises long footage"), ("Wow!", "it is long footage")] {
+        for title in ["Six hours of uncut footage", "Wow!"] {
             let v = Video { duration_s: 5729.9, ..video(Cause::Dull, title) };
             let target = sft_target(&u, &v);
-            assert!(target.starts_with("<think>A news video that runs 95 minutes. "), "{target}");
-            assert!(target.contains(cue), "{target}");
+            assert!(target.contains("It runs 95 minutes") || target.contains("it runs 95 minutes"), "{target}");
             assert!(target.ends_with("<answer>negative: 2</answer>"), "{target}");
         }
-    }
-
-    #[test]
-    fn a_short_video_under_a_vague_title_is_said_to_be_short() {
-        let (u, v) = (user(true), video(Cause::None, "Wow!"));
-        let target = sft_target(&u, &v);
-        assert!(target.starts_with("<think>A news video that runs 60 seconds. "), "{target}");
-        assert!(target.contains("it is short") && !target.contains("long footage"), "{target}");
-        assert!(target.ends_with("<answer>like</answer>"), "{target}");
     }
 
     #[test]
@@ -175,7 +162,7 @@ mod tests {
         let target = sft_target(&u, &v);
         assert_eq!(
             target,
-            "<think>A news video that runs 60 seconds. Nothing in the title is hostile, dull or graphic.</think><answer>like</answer>"
+            "<think>A news video. Nothing in the title is hostile, dull or graphic.</think><answer>like</answer>"
         );
     }
 }
