@@ -9,7 +9,9 @@
 //! - [`profile`]: the psychographic profile and its parsing;
 //! - [`digest`]: a profile counted from the watch history, without a model;
 //! - [`profile_prompts`], [`video`], [`reason`]: each agent's prompts and logic,
-//!   so the agent crates are only the glue to the host.
+//!   so the agent crates are only the glue to the host;
+//! - [`clip`] and [`length`]: how every prompt cuts a text and says a
+//!   video's length.
 
 pub mod answer;
 pub mod digest;
