@@ -8,7 +8,8 @@
 //! make, against softmax(q·kᵀ·scale + mask)·v in f64 — with grouped
 //! key/value heads, head sizes that are and are not multiples of the vector
 //! width, a causal mask over keys that include an earlier turn's, and a
-//! decode batch of several sequences.
+//! decode batch of several sequences — one query row at a time, or the
+//! query heads that share a key/value head together (item 14).
 
 use candle_core::{Device, Tensor};
 use mistralrs::core::layers::{Sdpa, SdpaParams};
@@ -141,6 +142,31 @@ fn prefill_attention_matches_the_reference() {
             &format!(
                 "batch {batch}, {heads}/{kv_heads} heads, {q_len} queries × {kv_len} keys, head {head}, causal {causal}"
             ),
+        );
+    }
+}
+
+#[test]
+fn grouped_decode_attention_matches_the_reference() {
+    // Query heads sharing a key/value head go through together once a batch
+    // has at least two (sequence, key/value head) units per thread; batches
+    // of 16 and more take that path on machines of up to 24 threads.
+    // (batch, heads, kv heads, kv_len, head size, keys hidden by the mask)
+    for (batch, heads, kv_heads, kv_len, head, hidden) in [
+        (16, 9, 3, 250, 64, 0),  // the default model's heads
+        (16, 9, 3, 77, 64, 20),  // keys of padding hidden by the mask
+        (24, 8, 2, 33, 24, 0),   // groups of 4, a head size of 16 + 8
+        (20, 10, 2, 19, 13, 5),  // groups of 5 (4 + 1 at a time), a head below one vector
+        (16, 12, 2, 41, 40, 40), // groups of 6, every key but the last hidden
+        (8, 9, 3, 300, 64, 0),   // a batch of 8: 24 units
+    ] {
+        let mut problem = Problem::new(batch, heads, kv_heads, 1, kv_len, head, false);
+        if hidden > 0 {
+            problem.mask = Some((0..kv_len).map(|kv| if kv < hidden { f32::NEG_INFINITY } else { 0.0 }).collect());
+        }
+        assert_matches_reference(
+            &problem,
+            &format!("grouped decode, batch {batch}, {heads}/{kv_heads} heads, {kv_len} keys ({hidden} hidden), head {head}"),
         );
     }
 }
