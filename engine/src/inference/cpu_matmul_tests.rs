@@ -7,7 +7,8 @@
 //! product on the shapes the patch takes (every row count up to 16 and so
 //! every tile remainder, widths and depths that do not divide evenly, depths
 //! shorter than one vector, strided views, a batch folded into rows as
-//! mistral.rs's linear layers fold it) and on shapes it leaves to gemm.
+//! mistral.rs's linear layers fold it) and on shapes it leaves to gemm
+//! (which runs its AVX-512 kernels where the CPU has them, engine/Cargo.toml).
 
 use candle_core::{DType, Device, Tensor};
 
@@ -136,4 +137,28 @@ fn products_made_from_several_threads_at_once_each_get_their_own_result() {
             });
         }
     });
+}
+
+#[test]
+fn prefill_shaped_products_left_to_gemm_match_the_reference() {
+    // Products of more than 16 rows go to `gemm`, with its AVX-512 kernels
+    // where the CPU has them (engine/Cargo.toml names `gemm` with its
+    // `x86-v4` feature) and its AVX2 ones elsewhere. Their register tiles
+    // are 16 or 8 lanes wide and a few vectors tall: the shapes below leave
+    // a remainder in every dimension, and the last is a prefill of the
+    // default model through its key projection (249 positions, 576 → 192).
+    let cpu = Device::Cpu;
+    for (rows, n, k) in [(17, 33, 19), (48, 100, 64), (97, 161, 129), (249, 192, 576)] {
+        let x = values(rows * k, 30 + rows as u64);
+        let w = values(n * k, 40 + n as u64);
+        let want = reference(&x, &w, rows, n, k);
+        let xt = Tensor::from_vec(x, (rows, k), &cpu).unwrap();
+        let wt = Tensor::from_vec(w, (n, k), &cpu).unwrap();
+        let got = xt.matmul(&wt.t().unwrap()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_close(&got, &want, &format!("{rows}×{k} · ({n}×{k})ᵀ"));
+        // A batch of two, as a batch-2 prefill folds it.
+        let x2 = Tensor::cat(&[&xt, &xt], 0).unwrap().reshape((2, rows, k)).unwrap();
+        let got = x2.broadcast_matmul(&wt.t().unwrap()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_close(&got, &[want.clone(), want].concat(), &format!("2 × {rows}×{k} · ({n}×{k})ᵀ"));
+    }
 }
