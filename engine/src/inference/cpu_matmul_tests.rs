@@ -49,8 +49,9 @@ fn products_with_a_transposed_weight_match_the_reference_on_every_shape() {
     // least 2¹⁶ per thread: the first four shapes (n · k ≥ 2¹⁸) are split on
     // machines of up to four threads, into parts of even and uneven widths; the rest
     // are kept whole (too little work, or 17 rows). The kernel works in tiles
-    // of 3 weight rows × 4 rows of x over 8 elements of depth: the row
-    // counts 1–16 and widths and depths below cover every remainder.
+    // of 3 weight rows × 4 rows of x over 8 elements of depth, and for one
+    // row of x a row at a time over 32 then 8 elements: the row counts 1–16
+    // and widths and depths below cover every remainder.
     let mut shapes =
         vec![(1, 1000, 300), (8, 1000, 300), (1, 4099, 65), (16, 1155, 240), (3, 130, 7), (17, 300, 20), (1, 10, 5)];
     shapes.extend((1..=16).map(|rows| (rows, 40 + rows, 8 * rows + rows % 8)));
@@ -73,18 +74,22 @@ fn products_with_a_transposed_weight_match_the_reference_on_every_shape() {
 #[test]
 fn strided_views_of_both_operands_match_the_reference() {
     // Rows of x and of w further apart than their length: narrowed views,
-    // as when a model slices a fused projection.
+    // as when a model slices a fused projection. One row of x takes the
+    // kernel's one-row path, six its tiles.
     let cpu = Device::Cpu;
-    let (rows, n, k, wide) = (6, 700, 130, 150);
-    let x_wide = values(rows * wide, 5);
-    let w_wide = values(n * wide, 6);
-    let narrow =
-        |v: &[f32], count: usize| -> Vec<f32> { (0..count).flat_map(|r| v[r * wide..r * wide + k].to_vec()).collect() };
-    let want = reference(&narrow(&x_wide, rows), &narrow(&w_wide, n), rows, n, k);
-    let xt = Tensor::from_vec(x_wide, (rows, wide), &cpu).unwrap().narrow(1, 0, k).unwrap();
-    let wt = Tensor::from_vec(w_wide, (n, wide), &cpu).unwrap().narrow(1, 0, k).unwrap();
-    let got = xt.matmul(&wt.t().unwrap()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    assert_close(&got, &want, "strided views");
+    for rows in [1, 6] {
+        let (n, k, wide) = (700, 130, 150);
+        let x_wide = values(rows * wide, 5);
+        let w_wide = values(n * wide, 6);
+        let narrow = |v: &[f32], count: usize| -> Vec<f32> {
+            (0..count).flat_map(|r| v[r * wide..r * wide + k].to_vec()).collect()
+        };
+        let want = reference(&narrow(&x_wide, rows), &narrow(&w_wide, n), rows, n, k);
+        let xt = Tensor::from_vec(x_wide, (rows, wide), &cpu).unwrap().narrow(1, 0, k).unwrap();
+        let wt = Tensor::from_vec(w_wide, (n, wide), &cpu).unwrap().narrow(1, 0, k).unwrap();
+        let got = xt.matmul(&wt.t().unwrap()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_close(&got, &want, &format!("strided views, {rows} rows"));
+    }
 }
 
 #[test]
