@@ -3,9 +3,9 @@
 //! patch (engine/patches/candle-core-0.10.2.patch: dot-product kernel and
 //! column split) against two baselines measured in the same run: the `gemm`
 //! call that candle 0.10.2 as released makes for the same product, and a
-//! plain streaming read of the same bytes by every thread (what memory
-//! allows; a decode step's products read each weight once and are bound by
-//! it).
+//! plain streaming read of the same bytes by every thread (a vectorised sum
+//! without software prefetch: what reading the weights once costs without
+//! any product; a kernel that prefetches can beat it).
 //!
 //! Prints figures and ratios; asserts nothing (the results are checked in
 //! engine/src/inference/cpu_matmul_tests.rs). Run with
