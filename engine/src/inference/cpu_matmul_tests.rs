@@ -3,7 +3,8 @@
 //! decode-shaped products (at most 16 rows against a wide matrix) the patch
 //! computes f32 `x · wᵀ` as dot products in its own AVX2 kernel, and splits
 //! large products by columns into a few parts per thread, each claimed by
-//! whichever thread is free (the caller or one of rayon's). Checked against a plain f64
+//! whichever thread is free (the caller or one of candle's helper threads,
+//! which watch for work briefly and then sleep). Checked against a plain f64
 //! product on the shapes the patch takes (every row count up to 16 and so
 //! every tile remainder, widths and depths that do not divide evenly, depths
 //! shorter than one vector, strided views, a batch folded into rows as
@@ -166,4 +167,41 @@ fn prefill_shaped_products_left_to_gemm_match_the_reference() {
         let got = x2.broadcast_matmul(&wt.t().unwrap()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_close(&got, &[want.clone(), want].concat(), &format!("2 × {rows}×{k} · ({n}×{k})ᵀ"));
     }
+}
+
+#[test]
+fn every_part_runs_once_whether_the_helpers_are_watching_asleep_or_busy_elsewhere() {
+    use candle_core::cpu_backend::claimed_parts;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Calls back to back (helpers watching), after a pause long enough for
+    // them to fall asleep (woken by the next call), and from four callers
+    // at once (each call replacing another's as the one offered to the
+    // helpers): every part of every call runs exactly once, before `run`
+    // returns.
+    let check = |label: &str| {
+        let count = 37;
+        let runs: Vec<AtomicUsize> = (0..count).map(|_| AtomicUsize::new(0)).collect();
+        claimed_parts::run(count, 1, &|part| {
+            runs[part].fetch_add(1, Ordering::Relaxed);
+        });
+        for (part, ran) in runs.iter().enumerate() {
+            assert_eq!(ran.load(Ordering::Relaxed), 1, "{label}: part {part}");
+        }
+    };
+    for round in 0..50 {
+        check(&format!("back to back, round {round}"));
+    }
+    for round in 0..3 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        check(&format!("after a pause, round {round}"));
+    }
+    std::thread::scope(|scope| {
+        for caller in 0..4 {
+            scope.spawn(move || {
+                for round in 0..200 {
+                    check(&format!("caller {caller}, round {round}"));
+                }
+            });
+        }
+    });
 }
