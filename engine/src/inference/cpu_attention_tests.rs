@@ -9,7 +9,8 @@
 //! key/value heads, head sizes that are and are not multiples of the vector
 //! width, a causal mask over keys that include an earlier turn's, and a
 //! decode batch of several sequences — one query row at a time, or the
-//! query heads that share a key/value head together (item 14).
+//! query heads that share a key/value head together (item 14), a batch-1
+//! step's keys split into runs.
 
 use candle_core::{Device, Tensor};
 use mistralrs::core::layers::{Sdpa, SdpaParams};
@@ -148,9 +149,10 @@ fn prefill_attention_matches_the_reference() {
 
 #[test]
 fn grouped_decode_attention_matches_the_reference() {
-    // Query heads sharing a key/value head go through together once a batch
-    // has at least two (sequence, key/value head) units per thread; batches
-    // of 16 and more take that path on machines of up to 24 threads.
+    // Query heads sharing a key/value head go through together; with fewer
+    // than two (sequence, key/value head) pairs per thread (batch 1 of the
+    // default model: 3 pairs) a pair's keys are split into runs whose
+    // shares are combined afterwards, as far as runs of 32 keys allow.
     // (batch, heads, kv heads, kv_len, head size, keys hidden by the mask)
     for (batch, heads, kv_heads, kv_len, head, hidden) in [
         (16, 9, 3, 250, 64, 0),  // the default model's heads
@@ -158,7 +160,12 @@ fn grouped_decode_attention_matches_the_reference() {
         (24, 8, 2, 33, 24, 0),   // groups of 4, a head size of 16 + 8
         (20, 10, 2, 19, 13, 5),  // groups of 5 (4 + 1 at a time), a head below one vector
         (16, 12, 2, 41, 40, 40), // groups of 6, every key but the last hidden
-        (8, 9, 3, 300, 64, 0),   // a batch of 8: 24 units
+        (8, 9, 3, 300, 64, 0),   // a batch of 8: 24 pairs
+        (1, 9, 3, 250, 64, 0),   // batch 1: each pair's keys in runs
+        (1, 9, 3, 301, 64, 160), // runs wholly hidden, one partly
+        (1, 9, 3, 40, 64, 0),    // too few keys to split
+        (1, 8, 2, 97, 24, 0),    // 2 pairs, groups of 4, runs of uneven length
+        (1, 9, 3, 1, 64, 0),     // a single key
     ] {
         let mut problem = Problem::new(batch, heads, kv_heads, 1, kv_len, head, false);
         if hidden > 0 {
@@ -166,16 +173,19 @@ fn grouped_decode_attention_matches_the_reference() {
         }
         assert_matches_reference(
             &problem,
-            &format!("grouped decode, batch {batch}, {heads}/{kv_heads} heads, {kv_len} keys ({hidden} hidden), head {head}"),
+            &format!(
+                "grouped decode, batch {batch}, {heads}/{kv_heads} heads, {kv_len} keys ({hidden} hidden), head {head}"
+            ),
         );
     }
 }
 
 #[test]
 fn decode_attention_matches_the_reference_for_every_sequence_of_a_batch() {
-    // 9 rows (one part per row pair), 27, 36, and a batch of 8 (72 rows in parts of 9).
+    // One key/value head per query head: the row kernel, its rows claimed in
+    // parts. 4 rows, 12, 16, and a batch of 8 (32 rows in parts of 4).
     for (batch, kv_len, head) in [(1, 250, 64), (3, 41, 64), (4, 16, 24), (8, 300, 64)] {
-        let problem = Problem::new(batch, 9, 3, 1, kv_len, head, false);
+        let problem = Problem::new(batch, 4, 4, 1, kv_len, head, false);
         assert_matches_reference(&problem, &format!("decode, batch {batch}, {kv_len} keys, head {head}"));
     }
 }

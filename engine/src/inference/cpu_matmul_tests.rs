@@ -181,7 +181,7 @@ fn every_part_runs_once_whether_the_helpers_are_watching_asleep_or_busy_elsewher
     let check = |label: &str| {
         let count = 37;
         let runs: Vec<AtomicUsize> = (0..count).map(|_| AtomicUsize::new(0)).collect();
-        claimed_parts::run(count, 1, &|part| {
+        claimed_parts::run(count, &|part| {
             runs[part].fetch_add(1, Ordering::Relaxed);
         });
         for (part, ran) in runs.iter().enumerate() {
