@@ -1,7 +1,7 @@
 //! The Reason agent's prompt over the four dimensions.
 
-use crate::{clip, length};
 use crate::task::Task;
+use crate::{clip, length};
 use serde_json::Value;
 
 fn text(value: &Value, key: &str) -> Option<String> {

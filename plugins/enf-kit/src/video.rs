@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{clip, length};
 use crate::task::Task;
+use crate::{clip, length};
 
 /// The video as items describe it (`$item.candidate` or a history entry).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -5,7 +5,7 @@
 
 use enf_kit::verdict::{Attitude, Verdict};
 
-use super::{Cause, User, Video, CATEGORIES, VAGUE_TITLES};
+use super::{CATEGORIES, Cause, User, VAGUE_TITLES, Video};
 
 /// The chain-of-thought answer a cold start teaches for one item, in the
 /// agents' `<think>…</think><answer>…</answer>` form. Its verdict is the
