@@ -287,6 +287,14 @@ impl MistralRsBackend {
         Ok((choice.message.content.unwrap_or_default(), logprobs))
     }
 
+    /// Sequences the mistral.rs engine holds after its last step: running
+    /// and waiting (`None` if the engine cannot be asked). An engine whose
+    /// requests were all answered or abandoned reads `(0, 0)`.
+    pub fn engine_sequences(&self) -> Option<(usize, usize)> {
+        let logger = self.model.inner().get_logger(None).ok()?;
+        Some((logger.num_running(), logger.num_waiting()))
+    }
+
     fn fail(&self, message: impl std::fmt::Display) -> String {
         self.identity.fail(message)
     }
