@@ -24,6 +24,11 @@ RUN ENF_FEATURES="$ENF_FEATURES" .ci/setup \
 # Run stage: the binary, the agents, the graphs, the default model and the
 # bundled sample; no compiler, no Python.
 FROM debian:bookworm-slim
+# CA certificates for HTTPS model endpoints (the `openai` backend); curl for
+# the health check.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/enf /usr/local/bin/enf
 COPY --from=build /opt/enf /opt/enf
 RUN useradd --system --uid 10001 --home-dir /opt/enf enf \
@@ -33,6 +38,9 @@ WORKDIR /opt/enf
 # Compiled plugins and sampled frames are cached here (mount a volume to keep them).
 ENV ENF_CACHE_DIR=/var/cache/enf
 EXPOSE 8080
+# Liveness of `enf serve` on the default port (the probes need no token).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
+    CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
 ENTRYPOINT ["enf"]
 # Beyond loopback the server needs a token: ENF_SERVE_TOKEN (or --token).
 CMD ["serve", "--graph", "graphs/enf.toml", "--listen", "0.0.0.0:8080"]

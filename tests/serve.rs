@@ -8,73 +8,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Stdio};
-
 use serde_json::{Value, json};
+use support::server::{Server, get, items, post, terminate, without_frames};
 use support::{Workspace, fixture, shipped_graph, text};
-
-/// A running `enf serve`, stopped with SIGTERM when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(ws: &Workspace, args: &[&str]) -> Self {
-        Self::start_with_log(ws, args, Stdio::inherit())
-    }
-
-    fn start_with_log(ws: &Workspace, args: &[&str], stderr: impl Into<Stdio>) -> Self {
-        let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
-        all.extend_from_slice(args);
-        let mut child = ws.enf_command(&all).stdout(Stdio::piped()).stderr(stderr).spawn().expect("starting enf serve");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = lines.next().expect("enf serve printed nothing before exiting").unwrap();
-        let base = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {line}"));
-        Self { base: base.to_string(), child }
-    }
-
-    fn url(&self, route: &str) -> String {
-        format!("{}{route}", self.base)
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        terminate(&self.child);
-        let status = self.child.wait().unwrap();
-        std::mem::forget(self);
-        status
-    }
-}
-
-fn terminate(child: &Child) {
-    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn post(url: &str, body: &Value, token: Option<&str>) -> (u16, reqwest::header::HeaderMap, Value) {
-    let mut request = reqwest::Client::new().post(url).json(body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.expect("request");
-    let (status, headers) = (response.status().as_u16(), response.headers().clone());
-    (status, headers, response.json().await.expect("a JSON answer"))
-}
-
-async fn get(url: &str) -> (u16, Value) {
-    let response = reqwest::get(url).await.expect("request");
-    (response.status().as_u16(), response.json().await.expect("a JSON answer"))
-}
 
 /// The tiny generated Llama (greedy) behind the shipped ENF graph, and a
 /// synthetic data set of one user.
@@ -87,12 +23,6 @@ fn tiny_setup(ws: &Workspace) -> (std::path::PathBuf, std::path::PathBuf) {
     (graph, data)
 }
 
-fn items(ws: &Workspace, data: &Path) -> Vec<Value> {
-    let output = ws.enf(&["data", "items", data.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", text(&output));
-    String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
 /// A graph whose one node (`reason`) spins until its 3 s timeout, no retry.
 fn spinning_graph(ws: &Workspace) -> std::path::PathBuf {
     ws.write(
@@ -102,16 +32,6 @@ fn spinning_graph(ws: &Workspace) -> std::path::PathBuf {
             fixture("spin_agent").display()
         ),
     )
-}
-
-/// `document` with every video's frames left out (for a server without a frames root).
-fn without_frames(document: &Value) -> Value {
-    let mut body = document.clone();
-    body["candidate"]["frames"] = json!([]);
-    for entry in body["history"].as_array_mut().unwrap() {
-        entry["frames"] = json!([]);
-    }
-    body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,7 +230,18 @@ async fn a_full_queue_answers_503_a_late_answer_504_and_a_token_guards_the_route
     let slow = spinning_graph(&ws);
     let server = Server::start(
         &ws,
-        &["--graph", slow.to_str().unwrap(), "--queue", "1", "--token", "s3cret", "--deadline", "10s"],
+        &[
+            "--graph",
+            slow.to_str().unwrap(),
+            "--queue",
+            "1",
+            "--max-candidates",
+            "1",
+            "--token",
+            "s3cret",
+            "--deadline",
+            "10s",
+        ],
     );
     let body = without_frames(&items(&ws, &data)[0]);
     // The token: required on the API, not on the liveness and readiness probes.

@@ -26,18 +26,36 @@ pub struct ServeArgs {
     /// Address to listen on; beyond loopback a token is required.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Bearer token required on every route but the probes /healthz and /readyz [default: $ENF_SERVE_TOKEN].
+    /// Bearer token the API routes and /metrics require (not the probes /healthz and /readyz) [default: $ENF_SERVE_TOKEN].
     #[arg(long)]
     token: Option<String>,
+    /// Bearer token /admin/* requires; without one, admin routes are off unless the server has no token and listens on loopback [default: $ENF_SERVE_ADMIN_TOKEN].
+    #[arg(long)]
+    admin_token: Option<String>,
+    /// Let /metrics answer without a token (for a Prometheus scraper that holds no secret).
+    #[arg(long)]
+    public_metrics: bool,
     /// Directory that frame paths in requests are read from (nothing outside it).
     #[arg(long, value_name = "DIR")]
     frames_root: Option<PathBuf>,
-    /// Requests admitted at once (running or waiting for a model); beyond: 503 with Retry-After.
-    #[arg(long, default_value_t = 64)]
+    /// Items admitted at once, running or waiting their turn (a /v1/filter request takes one per candidate); beyond: 503 with Retry-After.
+    #[arg(long, default_value_t = 128)]
     queue: usize,
-    /// Longest a request may take before it is answered 504 (e.g. 30s, 2m).
+    /// Longest a request may take, waiting included, before it is answered 504 (e.g. 30s, 2m).
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     deadline: Duration,
+    /// Longest a client may take to send a request's headers; also how long an idle keep-alive connection is kept.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    header_timeout: Duration,
+    /// Longest a client may take to send a request's body.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    body_timeout: Duration,
+    /// Time between two rounds of readiness probes (one token from each model).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    probe_interval: Duration,
+    /// Longest a model may take to answer a readiness probe.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    probe_timeout: Duration,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = Limits::default().max_body_bytes)]
     max_body_bytes: usize,
@@ -50,7 +68,7 @@ pub struct ServeArgs {
     /// Largest inline frame in bytes (decoded).
     #[arg(long, default_value_t = Limits::default().max_frame_bytes)]
     max_frame_bytes: usize,
-    /// Most candidates in one /v1/filter request (each takes a queue place).
+    /// Most candidates in one /v1/filter request (each takes a queue place: at most --queue).
     #[arg(long, default_value_t = Limits::default().max_candidates)]
     max_candidates: usize,
     /// The node whose output holds the verdict [default: `reason`, else the graph's only sink].
@@ -109,11 +127,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let Some(graph) = args.graph.clone() else { anyhow::bail!("--graph is required") };
-    let token = args.token.clone().or_else(|| std::env::var("ENF_SERVE_TOKEN").ok().filter(|t| !t.is_empty()));
+    // A variable that is set but empty is a secret gone missing: refused
+    // at start-up (ServeOptions::check), never read as "no token".
+    let token = args.token.clone().or_else(|| std::env::var("ENF_SERVE_TOKEN").ok());
+    let admin_token = args.admin_token.clone().or_else(|| std::env::var("ENF_SERVE_ADMIN_TOKEN").ok());
     let options = ServeOptions {
-        graph,
         listen: args.listen,
         token,
+        admin_token,
+        public_metrics: args.public_metrics,
         frames_root: args.frames_root.clone(),
         limits,
         queue: args.queue,
@@ -125,6 +147,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             concurrency: args.concurrency.max(1),
             inference_cache: args.inference_cache.clone(),
         },
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+        probe_interval: args.probe_interval,
+        probe_timeout: args.probe_timeout,
+        ..ServeOptions::new(graph)
     };
     enf::serve::serve(
         options,

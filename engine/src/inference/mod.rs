@@ -15,6 +15,7 @@ mod cpu_matmul_tests;
 mod cpu_rope_tests;
 pub mod echo;
 mod frames;
+mod in_flight;
 pub mod incidents;
 mod manifest;
 pub mod mistralrs;
@@ -27,11 +28,12 @@ use std::sync::Arc;
 
 pub(crate) use cache::write_json_atomically;
 pub use cache::{CacheStats, CachedBackend};
-pub use echo::EchoBackend;
+pub use echo::{EchoBackend, EchoOptions};
+pub use in_flight::InFlightBackend;
 pub use manifest::{BackendKind, ManifestError, ModelManifest};
 pub use mistralrs::MistralRsBackend;
 pub use openai::OpenAiBackend;
-pub use registry::BackendRegistry;
+pub use registry::{BackendRegistry, release_free_memory};
 pub use resilient::{OutageStats, ResilientBackend, RetryPolicy};
 
 /// Who speaks a chat message.

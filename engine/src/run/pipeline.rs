@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::graph::{Graph, GraphError, GraphProblem, InputRef};
-use crate::inference::{Backend, BackendRegistry, CacheStats, CachedBackend};
+use crate::inference::{Backend, BackendRegistry, CacheStats, CachedBackend, InFlightBackend};
 use crate::plugin::{CacheOutcome, HostConfig, LoadedPlugin, PluginHost};
 
 /// Deepest chain of on-demand calls (A calls B calls C …).
@@ -46,6 +46,8 @@ pub struct Pipeline {
     pub plugins: Vec<LoadedPlugin>,
     /// Backends by model alias.
     pub backends: HashMap<String, Arc<dyn Backend>>,
+    /// Calls in flight to each model alias (a cancelled call stops counting at once).
+    pub calls_in_flight: HashMap<String, Arc<std::sync::atomic::AtomicUsize>>,
     /// Inference-cache counters, when the cache is on.
     pub cache_stats: Option<Arc<CacheStats>>,
 }
@@ -143,6 +145,7 @@ impl Pipeline {
         let mut problems: Vec<GraphProblem> = Vec::new();
         let cache_stats = options.inference_cache.as_ref().map(|_| Arc::new(CacheStats::default()));
         let mut backends = HashMap::new();
+        let mut calls_in_flight = HashMap::new();
         for model in &graph.models {
             match registry.get_or_start(&model.manifest).await {
                 Ok(backend) => {
@@ -153,7 +156,9 @@ impl Pipeline {
                         }
                         _ => backend,
                     };
-                    backends.insert(model.alias.clone(), backend);
+                    let counted = InFlightBackend::new(backend);
+                    calls_in_flight.insert(model.alias.clone(), counted.counter());
+                    backends.insert(model.alias.clone(), Arc::new(counted) as Arc<dyn Backend>);
                 }
                 Err(e) => {
                     problems.push(problem(&graph, Some(model.line), None, format!("model `{}`: {e}", model.alias)));
@@ -161,7 +166,7 @@ impl Pipeline {
             }
         }
         let CheckedGraph { graph, host, plugins } = CheckedGraph::with_plugins(graph, options, problems).await?;
-        Ok(Pipeline { graph, host, plugins, backends, cache_stats })
+        Ok(Pipeline { graph, host, plugins, backends, calls_in_flight, cache_stats })
     }
 }
 

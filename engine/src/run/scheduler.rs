@@ -10,6 +10,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use super::node::{NodeOutcome, RunContext, invoke_node};
 use super::record::{ItemRecord, NodeRecord, Usage};
@@ -114,13 +115,11 @@ pub async fn run_item(context: RunContext, item: Arc<Item>) -> ItemRecord {
                 match build_input(node, &item.document, &outputs, graph) {
                     Ok(input) => {
                         let start_ms = since(started);
-                        let task = AbortOnDrop(tokio::spawn(invoke_node(
-                            context.clone(),
-                            index,
-                            item_id.clone(),
-                            input.to_string(),
-                            0,
-                        )));
+                        // In the caller's span: a served request's id is on the node's log lines.
+                        let task = AbortOnDrop(tokio::spawn(
+                            invoke_node(context.clone(), index, item_id.clone(), input.to_string(), 0)
+                                .in_current_span(),
+                        ));
                         running.push(async move { (index, start_ms, task.await) });
                     }
                     Err(error) => {

@@ -5,6 +5,8 @@
 //! concurrently and take one queue place each). Which are dropped is
 //! [`crate::feed_filter`]'s rule, the one `enf replay` measures offline.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -12,7 +14,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::request::{FieldError, check_item, field_error};
+use super::request::{
+    CheckedCandidate, FieldError, RequestContext, RequestFrameRefs, check_candidate, check_context, field_error,
+};
 use super::routes::{Shared, admit, error, execute, json_body};
 use crate::feed_filter::{FilterRule, Placement};
 
@@ -34,83 +38,67 @@ fn settings(fields: &Map<String, Value>) -> Result<FilterRule, FieldError> {
     Ok(FilterRule { threshold, keep_at_least })
 }
 
-/// One candidate's item bodies: the request's user, history and task with
-/// that candidate; errors point into `/candidates/i`.
-fn candidate_bodies(fields: &Map<String, Value>, max: usize) -> Result<Vec<Value>, FieldError> {
+/// A checked filter request: the shared user, history and task (one copy),
+/// each candidate, and every frame they name.
+struct CheckedFilter {
+    rule: FilterRule,
+    context: RequestContext,
+    candidates: Vec<CheckedCandidate>,
+    frames: RequestFrameRefs,
+}
+
+fn check(body: Value, max_candidates: usize, rules: &super::RequestRules) -> Result<CheckedFilter, FieldError> {
+    let Value::Object(mut fields) = body else {
+        return Err(field_error("", "must be an object"));
+    };
     let known = ["user", "history", "candidates", "task", "threshold", "keep_at_least"];
     if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(field_error(format!("/{unknown}"), format!("unknown field (known: {})", known.join(", "))));
     }
-    let candidates = match fields.get("candidates") {
+    let rule = settings(&fields)?;
+    let candidates = match fields.remove("candidates") {
         Some(Value::Array(list)) if !list.is_empty() => list,
         Some(Value::Array(_)) => return Err(field_error("/candidates", "is empty")),
         Some(_) => return Err(field_error("/candidates", "must be a list")),
         None => return Err(field_error("/candidates", "is required")),
     };
-    if candidates.len() > max {
-        return Err(field_error("/candidates", format!("{} candidates; at most {max}", candidates.len())));
+    if candidates.len() > max_candidates {
+        return Err(field_error("/candidates", format!("{} candidates; at most {max_candidates}", candidates.len())));
     }
-    Ok(candidates
-        .iter()
-        .map(|candidate| {
-            let mut body = Map::new();
-            for key in ["user", "history", "task"] {
-                if let Some(value) = fields.get(key) {
-                    body.insert(key.into(), value.clone());
-                }
-            }
-            body.insert("candidate".into(), candidate.clone());
-            Value::Object(body)
+    let mut frames = HashMap::new();
+    let context = check_context(&mut fields, rules, &mut frames)?;
+    let candidates = candidates
+        .into_iter()
+        .enumerate()
+        .map(|(i, candidate)| {
+            check_candidate(candidate, &format!("/candidates/{i}"), None, &context, rules, &mut frames)
         })
-        .collect())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CheckedFilter { rule, context, candidates, frames })
 }
 
 pub(super) async fn filter(State(state): State<Shared>, body: Result<Json<Value>, JsonRejection>) -> Response {
-    let body = match json_body(&state, body) {
+    let body = match json_body(body) {
         Ok(body) => body,
         Err(response) => return response,
     };
-    let Some(fields) = body.as_object() else {
-        return error(StatusCode::BAD_REQUEST, "must be an object", Some(""));
-    };
-    let checked = settings(fields).and_then(|settings| {
-        let bodies = candidate_bodies(fields, state.rules.limits.max_candidates)?;
-        let items = bodies
-            .iter()
-            .enumerate()
-            .map(|(i, body)| {
-                check_item(body, &state.rules).map_err(|e| FieldError {
-                    pointer: e
-                        .pointer
-                        .strip_prefix("/candidate")
-                        .map_or(e.pointer.clone(), |rest| format!("/candidates/{i}{rest}")),
-                    message: e.message,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((settings, items))
-    });
-    let (settings, items) = match checked {
-        Ok(checked) => checked,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.message, Some(&e.pointer)),
-    };
-    let _places = match admit(&state, items.len()) {
-        Ok(places) => places,
-        Err(response) => return response,
-    };
+    let CheckedFilter { rule, context, candidates, frames } =
+        match check(body, state.rules.limits.max_candidates, &state.rules) {
+            Ok(checked) => checked,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e.message, Some(&e.pointer)),
+        };
     let started = std::time::Instant::now();
     let version = state.current();
-    let ids: Vec<String> = items.iter().map(|i| i.video_id.clone()).collect();
     // The candidates share one user and history: a node cache scoped to this
-    // request (a temporary directory, gone with it) runs the Profile once.
-    let scratch = tempfile::tempdir()
-        .inspect_err(|e| tracing::warn!("no scratch directory for the request's node cache: {e}"))
-        .ok();
-    let node_cache =
-        scratch.as_ref().map(|dir| std::sync::Arc::new(crate::run::NodeCache::new(dir.path(), &version.pipeline)));
-    let results =
-        futures::future::join_all(items.into_iter().map(|item| execute(&state, &version, item, node_cache.clone())))
-            .await;
+    // request runs the Profile once.
+    let admitted = match admit(&state, candidates.len(), frames, Some(&version)) {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let results = futures::future::join_all(
+        candidates.iter().map(|candidate| execute(&state, &version, &admitted, &context, candidate)),
+    )
+    .await;
     let verdicts: Vec<Result<Value, String>> = results
         .into_iter()
         .map(|result| match result {
@@ -118,9 +106,10 @@ pub(super) async fn filter(State(state): State<Shared>, body: Result<Json<Value>
             Err(response) => Err(format!("no verdict (HTTP {})", response.status().as_u16())),
         })
         .collect();
-    let placements = settings.apply(&verdicts.iter().map(|v| v.as_ref().ok()).collect::<Vec<_>>());
+    let placements = rule.apply(&verdicts.iter().map(|v| v.as_ref().ok()).collect::<Vec<_>>());
     let (mut kept, mut dropped, mut restored) = (Vec::new(), Vec::new(), 0);
-    for (rank, ((video_id, verdict), placement)) in ids.into_iter().zip(verdicts).zip(placements).enumerate() {
+    for (rank, ((candidate, verdict), placement)) in candidates.iter().zip(verdicts).zip(placements).enumerate() {
+        let video_id = &candidate.video_id;
         let mut entry = match &verdict {
             Ok(v) => json!({
                 "video_id": video_id, "rank": rank, "verdict": v.get("attitude"), "class": v.get("reason_class"),
@@ -128,6 +117,8 @@ pub(super) async fn filter(State(state): State<Shared>, body: Result<Json<Value>
             }),
             Err(e) => json!({"video_id": video_id, "rank": rank, "error": e}),
         };
+        let failed_open = verdict.is_err();
+        state.metrics.filtered(placement, failed_open);
         match placement {
             Placement::Kept => kept.push(entry),
             Placement::Dropped => dropped.push(entry),

@@ -1,12 +1,15 @@
 //! The counters behind `GET /metrics`, rendered in the Prometheus text
-//! format: requests and latency per route and status, latency per node,
-//! model calls and their time per node, the queue's depth, and the
-//! inference cache's hits and misses.
+//! format: requests and latency per route and status, latency and
+//! failures per node, model calls and their time per node, calls in flight
+//! and readiness per model, the queue's depth and the pipeline's load,
+//! requests past their deadline, where `/v1/filter` put its candidates
+//! (failed-open ones apart), and the inference cache's hits and misses.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use crate::feed_filter::Placement;
 use crate::run::ItemRecord;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -54,6 +57,9 @@ struct Counters {
     model_requests: BTreeMap<String, u64>,
     model_seconds: BTreeMap<String, f64>,
     reloads: BTreeMap<&'static str, u64>,
+    deadlines_passed: u64,
+    filtered: BTreeMap<&'static str, u64>,
+    failed_open: u64,
 }
 
 /// The server's metrics (see the module docs).
@@ -63,11 +69,20 @@ pub struct Metrics {
 }
 
 /// Gauges read when `/metrics` is asked for.
+#[derive(Debug, Default)]
 pub struct Gauges {
-    /// Requests admitted now.
+    /// Items admitted now (running or waiting for a pipeline slot).
     pub queue_depth: usize,
     /// Places in the queue.
     pub queue_capacity: usize,
+    /// Items running in the pipeline now.
+    pub pipeline_running: usize,
+    /// The moving mean of an item's time in the pipeline, once measured.
+    pub mean_item_seconds: Option<f64>,
+    /// Each model alias and whether it answered its latest probe.
+    pub models: Vec<(String, bool)>,
+    /// Each model alias and its calls in flight.
+    pub calls_in_flight: Vec<(String, usize)>,
     /// Inference-cache hits and misses, when the cache is on.
     pub cache: Option<(u64, u64)>,
     /// The serving version of the pipeline (1 at start, one more per reload).
@@ -102,6 +117,24 @@ impl Metrics {
             *counters.model_requests.entry(node.clone()).or_default() += u64::from(outcome.usage.requests);
             *counters.model_seconds.entry(node.clone()).or_default() += outcome.usage.ms / 1000.0;
         }
+    }
+
+    /// One item answered 504: its request's deadline passed.
+    pub fn deadline_passed(&self) {
+        self.lock().deadlines_passed += 1;
+    }
+
+    /// One `/v1/filter` candidate placed; `failed_open`: kept because its
+    /// item failed (no verdict), not because of its verdict.
+    pub fn filtered(&self, placement: Placement, failed_open: bool) {
+        let mut counters = self.lock();
+        let name = match placement {
+            Placement::Kept => "kept",
+            Placement::Dropped => "dropped",
+            Placement::Restored => "restored",
+        };
+        *counters.filtered.entry(name).or_default() += 1;
+        counters.failed_open += u64::from(failed_open);
     }
 
     /// One reload, swapped in (`true`) or refused.
@@ -143,12 +176,48 @@ impl Metrics {
         for (node, seconds) in &counters.model_seconds {
             let _ = writeln!(out, "enf_model_seconds_total{{node=\"{}\"}} {seconds}", escape(node));
         }
-        out.push_str("# HELP enf_queue_depth Requests admitted now (running or waiting for a model).\n");
+        out.push_str("# HELP enf_queue_depth Items admitted now (running or waiting for a pipeline slot).\n");
         out.push_str("# TYPE enf_queue_depth gauge\n");
         let _ = writeln!(out, "enf_queue_depth {}", gauges.queue_depth);
-        out.push_str("# HELP enf_queue_capacity Requests that may be admitted at once.\n");
+        out.push_str("# HELP enf_queue_capacity Items that may be admitted at once.\n");
         out.push_str("# TYPE enf_queue_capacity gauge\n");
         let _ = writeln!(out, "enf_queue_capacity {}", gauges.queue_capacity);
+        out.push_str("# HELP enf_pipeline_running Items running in the pipeline now (at most --concurrency).\n");
+        out.push_str("# TYPE enf_pipeline_running gauge\n");
+        let _ = writeln!(out, "enf_pipeline_running {}", gauges.pipeline_running);
+        if let Some(seconds) = gauges.mean_item_seconds {
+            out.push_str(
+                "# HELP enf_item_seconds_mean Moving mean of an item's time in the pipeline (sets Retry-After).\n",
+            );
+            out.push_str("# TYPE enf_item_seconds_mean gauge\n");
+            let _ = writeln!(out, "enf_item_seconds_mean {seconds}");
+        }
+        out.push_str(
+            "# HELP enf_deadline_exceeded_total Items answered 504 because their request's deadline passed.\n",
+        );
+        out.push_str("# TYPE enf_deadline_exceeded_total counter\n");
+        let _ = writeln!(out, "enf_deadline_exceeded_total {}", counters.deadlines_passed);
+        out.push_str("# HELP enf_model_calls_in_flight Model calls in flight, by model alias.\n");
+        out.push_str("# TYPE enf_model_calls_in_flight gauge\n");
+        for (model, calls) in &gauges.calls_in_flight {
+            let _ = writeln!(out, "enf_model_calls_in_flight{{model=\"{}\"}} {calls}", escape(model));
+        }
+        out.push_str("# HELP enf_model_ready Whether a model answered its latest readiness probe (1) or not (0).\n");
+        out.push_str("# TYPE enf_model_ready gauge\n");
+        for (model, ready) in &gauges.models {
+            let _ = writeln!(out, "enf_model_ready{{model=\"{}\"}} {}", escape(model), u8::from(*ready));
+        }
+        out.push_str("# HELP enf_filter_candidates_total /v1/filter candidates, by placement.\n");
+        out.push_str("# TYPE enf_filter_candidates_total counter\n");
+        for placement in ["kept", "dropped", "restored"] {
+            let count = counters.filtered.get(placement).copied().unwrap_or(0);
+            let _ = writeln!(out, "enf_filter_candidates_total{{placement=\"{placement}\"}} {count}");
+        }
+        out.push_str(
+            "# HELP enf_filter_failed_open_total /v1/filter candidates kept because their item failed (no verdict).\n",
+        );
+        out.push_str("# TYPE enf_filter_failed_open_total counter\n");
+        let _ = writeln!(out, "enf_filter_failed_open_total {}", counters.failed_open);
         out.push_str(
             "# HELP enf_reloads_total Hot reloads, by outcome (ok: swapped in; refused: the old version kept).\n",
         );
@@ -180,7 +249,17 @@ mod tests {
         metrics.request("/v1/predict", 200, 0.02);
         metrics.request("/v1/predict", 200, 3.0);
         metrics.request("/v1/predict", 400, 0.001);
-        let text = metrics.render(&Gauges { queue_depth: 2, queue_capacity: 64, cache: Some((5, 1)), version: 3 });
+        metrics.filtered(Placement::Kept, true);
+        metrics.filtered(Placement::Dropped, false);
+        let text = metrics.render(&Gauges {
+            queue_depth: 2,
+            queue_capacity: 64,
+            cache: Some((5, 1)),
+            version: 3,
+            models: vec![("m".into(), false)],
+            calls_in_flight: vec![("m".into(), 1)],
+            ..Gauges::default()
+        });
         assert!(text.contains("enf_requests_total{route=\"/v1/predict\",status=\"200\"} 2"), "{text}");
         assert!(text.contains("enf_requests_total{route=\"/v1/predict\",status=\"400\"} 1"));
         assert!(text.contains("enf_request_duration_seconds_bucket{route=\"/v1/predict\",le=\"0.005\"} 1"));
@@ -190,6 +269,9 @@ mod tests {
         assert!(text.contains("enf_queue_depth 2") && text.contains("enf_queue_capacity 64"));
         assert!(text.contains("enf_inference_cache_total{outcome=\"hit\"} 5"));
         assert!(text.contains("enf_pipeline_version 3") && text.contains("enf_reloads_total{outcome=\"refused\"} 0"));
+        assert!(text.contains("enf_filter_candidates_total{placement=\"kept\"} 1"), "{text}");
+        assert!(text.contains("enf_filter_failed_open_total 1") && text.contains("enf_model_ready{model=\"m\"} 0"));
+        assert!(text.contains("enf_model_calls_in_flight{model=\"m\"} 1"));
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

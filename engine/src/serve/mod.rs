@@ -1,23 +1,33 @@
 //! `enf serve`: the graph as an HTTP service next to a recommender
-//! (docs/serving.md). This module owns the server's life: loading the
-//! pipeline once, probing its models, binding (loopback unless told
-//! otherwise), the bounded queue in front of the pipeline, per-request
-//! deadlines, and a graceful shutdown that lets requests in flight finish.
+//! (docs/serving.md). This module owns the server's life: checking its
+//! options, loading the pipeline once, probing its models, binding
+//! (loopback unless told otherwise), and a graceful shutdown that lets
+//! requests in flight finish.
 //!
 //! One concept per module:
 //! - [`request`]: a request body checked into the `$item` document `enf run`
 //!   builds, every problem named by its JSON pointer;
 //! - [`frames`]: the frames a request names (paths under a root, inline
 //!   images) and the frame source its agents read them from;
+//! - `admission`: the bounded queue, the pipeline's concurrency and
+//!   `Retry-After`;
+//! - `http`: connections and their timeouts, request ids, the access log,
+//!   panics answered 500;
+//! - `auth`: the API and admin tokens;
 //! - `routes`: the HTTP routes and their responses; `filter`: `/v1/filter`;
+//! - `readiness`: the models' probes behind `/readyz`;
 //! - [`metrics`]: the counters behind `/metrics`;
 //! - [`openapi`]: the API's OpenAPI description (`/openapi.json`);
 //! - `reload`: versions of the pipeline, hot reload and the file watcher.
 
+mod admission;
+mod auth;
 mod filter;
 pub mod frames;
+mod http;
 pub mod metrics;
 pub mod openapi;
+mod readiness;
 mod reload;
 pub mod request;
 mod routes;
@@ -27,9 +37,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
-
-use crate::inference::{ChatMessage, GenerateRequest, Role, Sampling};
 use crate::run::{Pipeline, PipelineOptions};
 pub use request::{Limits, RequestRules};
 
@@ -40,25 +47,105 @@ pub struct ServeOptions {
     pub graph: PathBuf,
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Bearer token every route but the probes `/healthz` and `/readyz` requires, when set.
+    /// Bearer token the API routes (and `/metrics`, unless public) require, when set.
     pub token: Option<String>,
+    /// Bearer token `/admin/*` requires; without it admin routes are off,
+    /// unless the server has no token at all and listens on loopback.
+    pub admin_token: Option<String>,
+    /// `/metrics` answers without a token.
+    pub public_metrics: bool,
     /// Directory frame paths in requests are resolved under.
     pub frames_root: Option<PathBuf>,
     /// Request limits.
     pub limits: Limits,
-    /// Requests admitted at once (running or waiting for the pipeline);
-    /// beyond them a request is answered 503 with `Retry-After`.
+    /// Items admitted at once (running or waiting for the pipeline; a
+    /// `/v1/filter` request takes one per candidate); beyond them a request
+    /// is answered 503 with `Retry-After`.
     pub queue: usize,
-    /// Longest a request may take before it is answered 504.
+    /// Longest a request may take, waiting included, before it is answered 504.
     pub deadline: Duration,
     /// The node whose output holds the verdict (default: `reason`, else the
     /// only node that outputs one).
     pub verdict_node: Option<String>,
-    /// Plugin cache, concurrency and inference cache, as for `enf run`.
+    /// Plugin cache, concurrency (items in the pipeline at once) and
+    /// inference cache, as for `enf run`.
     pub pipeline: PipelineOptions,
     /// How often the graph's files are checked for changes (`None`: only
     /// `POST /admin/reload` reloads).
     pub watch: Option<Duration>,
+    /// Longest a client may take to send a request's head (also how long
+    /// an idle keep-alive connection is kept).
+    pub header_timeout: Duration,
+    /// Longest a client may take to send a request's body.
+    pub body_timeout: Duration,
+    /// Time between two rounds of readiness probes.
+    pub probe_interval: Duration,
+    /// Longest a model may take to answer a readiness probe.
+    pub probe_timeout: Duration,
+}
+
+impl ServeOptions {
+    /// Options with the defaults of `enf serve` for `graph`.
+    pub fn new(graph: PathBuf) -> Self {
+        Self {
+            graph,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: None,
+            admin_token: None,
+            public_metrics: false,
+            frames_root: None,
+            limits: Limits::default(),
+            queue: 128,
+            deadline: Duration::from_secs(120),
+            verdict_node: None,
+            pipeline: PipelineOptions::default(),
+            watch: Some(Duration::from_secs(1)),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            probe_interval: Duration::from_secs(30),
+            probe_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Refuses unsafe or contradictory options, naming the flag.
+    fn check(&self) -> Result<(), ServeError> {
+        let refuse = |message: String| Err(ServeError::Options(message));
+        for (flag, token) in [("--token", &self.token), ("--admin-token", &self.admin_token)] {
+            if token.as_ref().is_some_and(|t| t.trim().is_empty()) {
+                return refuse(format!("{flag} is empty: give a secret, or leave the flag (and its variable) unset"));
+            }
+        }
+        if self.token.is_some() && self.token == self.admin_token {
+            return refuse("--admin-token must differ from --token".into());
+        }
+        if !self.listen.ip().is_loopback() && self.token.is_none() {
+            return refuse(format!(
+                "listening on {} (beyond loopback) needs a bearer token: --token or ENF_SERVE_TOKEN",
+                self.listen
+            ));
+        }
+        if self.queue == 0 {
+            return refuse("--queue must be at least 1".into());
+        }
+        if self.limits.max_candidates > self.queue {
+            return refuse(format!(
+                "--max-candidates {} is more than --queue {}: a /v1/filter request takes one place per candidate, so a full one could never be admitted; raise --queue or lower --max-candidates",
+                self.limits.max_candidates, self.queue
+            ));
+        }
+        for (flag, value) in [
+            ("--deadline", self.deadline),
+            ("--header-timeout", self.header_timeout),
+            ("--body-timeout", self.body_timeout),
+            ("--probe-interval", self.probe_interval),
+            ("--probe-timeout", self.probe_timeout),
+        ] {
+            if value.is_zero() {
+                return refuse(format!("{flag} must be longer than 0"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why the server could not start or stopped with an error.
@@ -86,13 +173,13 @@ pub(crate) struct ServerState {
     pub(crate) version: std::sync::RwLock<Arc<reload::Version>>,
     pub(crate) builder: reload::Builder,
     pub(crate) rules: RequestRules,
-    pub(crate) admitted: Arc<Semaphore>,
-    pub(crate) queue: usize,
+    pub(crate) admission: admission::Admission,
     pub(crate) deadline: Duration,
-    pub(crate) token: Option<String>,
-    /// Each model alias and whether it answered the start-up probe.
-    pub(crate) models: Vec<(String, Result<(), String>)>,
-    pub(crate) metrics: metrics::Metrics,
+    pub(crate) body_timeout: Duration,
+    pub(crate) tokens: auth::Tokens,
+    pub(crate) readiness: readiness::Readiness,
+    pub(crate) probe_timeout: Duration,
+    pub(crate) metrics: Arc<metrics::Metrics>,
 }
 
 impl ServerState {
@@ -128,27 +215,6 @@ pub(crate) fn pick_verdict_node(pipeline: &Pipeline, wanted: Option<&str>) -> Re
     }
 }
 
-/// Asks every model of the pipeline for one token: `/readyz` reports the
-/// answers, and a model that does not answer is known before traffic comes.
-async fn probe_models(pipeline: &Pipeline) -> Vec<(String, Result<(), String>)> {
-    let mut results = Vec::new();
-    let mut aliases: Vec<&String> = pipeline.backends.keys().collect();
-    aliases.sort();
-    for alias in aliases {
-        let request = GenerateRequest {
-            messages: vec![ChatMessage { role: Role::User, text: "Say OK.".into(), images: vec![] }],
-            sampling: Sampling { max_tokens: 1, ..Sampling::default() },
-            origin: None,
-        };
-        let outcome = pipeline.backends[alias].generate(request).await.map(|_| ()).map_err(|e| e.to_string());
-        if let Err(error) = &outcome {
-            tracing::error!(model = %alias, "the start-up probe failed: {error}");
-        }
-        results.push((alias.clone(), outcome));
-    }
-    results
-}
-
 /// Loads the graph, binds `options.listen`, calls `on_listening` with the
 /// bound address, and serves until `shutdown` completes; requests in flight
 /// then finish before this returns.
@@ -157,15 +223,7 @@ pub async fn serve(
     on_listening: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    if !options.listen.ip().is_loopback() && options.token.is_none() {
-        return Err(ServeError::Options(format!(
-            "listening on {} (beyond loopback) needs a bearer token: --token or ENF_SERVE_TOKEN",
-            options.listen
-        )));
-    }
-    if options.queue == 0 {
-        return Err(ServeError::Options("--queue must be at least 1".into()));
-    }
+    options.check()?;
     let frames_root = match &options.frames_root {
         Some(root) => Some(
             root.canonicalize().map_err(|e| ServeError::Options(format!("--frames-root {}: {e}", root.display())))?,
@@ -180,28 +238,40 @@ pub async fn serve(
         building: tokio::sync::Mutex::new(()),
     };
     let version = builder.build(1).await?;
-    let models = probe_models(&version.pipeline).await;
+    let readiness = readiness::Readiness::default();
+    readiness.probe_all(&version.pipeline, version.number, options.probe_timeout).await;
     let default_task = serde_json::to_value(enf_kit::task::Task::default()).unwrap_or_default();
+    let tokens = auth::Tokens {
+        api: options.token.clone(),
+        admin: options.admin_token.clone(),
+        public_metrics: options.public_metrics,
+        local_admin: options.token.is_none() && options.admin_token.is_none() && options.listen.ip().is_loopback(),
+    };
     let state = Arc::new(ServerState {
         version: std::sync::RwLock::new(Arc::new(version)),
         builder,
         rules: RequestRules { limits: options.limits, frames_root, default_task },
-        admitted: Arc::new(Semaphore::new(options.queue)),
-        queue: options.queue,
+        admission: admission::Admission::new(options.queue, options.pipeline.concurrency),
         deadline: options.deadline,
-        token: options.token.clone(),
-        models,
-        metrics: metrics::Metrics::default(),
+        body_timeout: options.body_timeout,
+        tokens,
+        readiness,
+        probe_timeout: options.probe_timeout,
+        metrics: Arc::new(metrics::Metrics::default()),
     });
     if let Some(every) = options.watch {
         tokio::spawn(reload::watch(state.clone(), every));
     }
+    let policy = readiness::ProbePolicy { interval: options.probe_interval, timeout: options.probe_timeout };
+    let probing = tokio::spawn(readiness::keep_probing(state.clone(), policy));
     let app = routes::router(state);
     let io = |source| ServeError::Io { address: options.listen, source };
     let listener = tokio::net::TcpListener::bind(options.listen).await.map_err(io)?;
     let address = listener.local_addr().map_err(io)?;
     on_listening(address);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(io)?;
+    let timeouts = http::ConnectionTimeouts { header: options.header_timeout };
+    http::serve_connections(listener, app, timeouts, shutdown).await;
+    probing.abort();
     tracing::info!("stopped: every request in flight was answered");
     Ok(())
 }

@@ -32,13 +32,25 @@ fn error_answers(extra: &[(&str, &str)]) -> Value {
     Value::Object(answers)
 }
 
+/// Answers every route that takes a body may give.
+const BODY_ANSWERS: [(&str, &str); 4] = [
+    ("400", "The body is malformed; `field` is the JSON pointer of the field at fault"),
+    ("408", "The body did not arrive within the server's body timeout"),
+    ("413", "The body is over the size limit"),
+    ("500", "The server failed on this request (logged with its `x-request-id`)"),
+];
+
 fn item_route(summary: &str, description: &str, ok: Value) -> Value {
-    let mut responses = error_answers(&[
-        ("400", "The body is malformed; `field` is the JSON pointer of the field at fault"),
-        ("413", "The body is over the size limit"),
-        ("503", "The queue is full; retry after the `Retry-After` seconds"),
-        ("504", "No answer within the server's deadline"),
-    ]);
+    let mut responses = error_answers(&BODY_ANSWERS);
+    for (status, description) in [
+        (
+            "503",
+            "Overloaded: too few free queue places, or the wait would pass the deadline; retry after the `Retry-After` seconds (derived from the measured service rate)",
+        ),
+        ("504", "No answer within the server's deadline (waiting included)"),
+    ] {
+        responses[status] = answer(description, "Error");
+    }
     responses["200"] = ok;
     json!({"post": {
         "summary": summary,
@@ -192,7 +204,7 @@ fn schemas(limits: &Limits) -> Value {
         "required": ["ready", "graph", "version", "plugins", "models"],
         "properties": {
             "ready": {"type": "boolean"}, "graph": {"type": "string"}, "version": {"type": "integer"}, "plugins": {"type": "integer"},
-            "models": {"type": "object", "description": "Per model alias: answering, and the error of its start-up probe"},
+            "models": {"type": "object", "description": "Per model alias: answering, the error of its latest probe, and when it was checked (RFC 3339)"},
         },
     });
     let reload = json!({
@@ -213,11 +225,11 @@ fn schemas(limits: &Limits) -> Value {
 
 /// The OpenAPI document of a server with these request limits.
 pub fn document(limits: &Limits) -> Value {
-    let mut filter_responses = error_answers(&[
-        ("400", "The body is malformed; `field` is the JSON pointer of the field at fault"),
-        ("413", "The body is over the size limit"),
-        ("503", "Too few free queue places for the candidates; retry after the `Retry-After` seconds"),
-    ]);
+    let mut filter_responses = error_answers(&BODY_ANSWERS);
+    filter_responses["503"] = answer(
+        "Too few free queue places for the candidates, or their wait would pass the deadline; retry after the `Retry-After` seconds",
+        "Error",
+    );
     filter_responses["200"] = answer("Kept and dropped candidates", "Filtered");
     let mut predict = item_route(
         "Predict the user's attitude to the candidate",
@@ -230,11 +242,14 @@ pub fn document(limits: &Limits) -> Value {
         "info": {
             "title": "ENF engine",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Predicts which ranked videos a user will fast-skip or dislike, and why (docs/serving.md). Every route but the probes /healthz and /readyz takes `Authorization: Bearer TOKEN` when the server has a token.",
+            "description": "Predicts which ranked videos a user will fast-skip or dislike, and why (docs/serving.md). The API routes take `Authorization: Bearer TOKEN` when the server has a token, /admin/* the admin token; the probes /healthz and /readyz take none, /metrics none with --public-metrics. Every answer carries `x-request-id` (the client's, or a new one).",
         },
         "components": {
             "schemas": schemas(limits),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "--token"},
+                "admin": {"type": "http", "scheme": "bearer", "description": "--admin-token"},
+            },
         },
         "paths": {
             "/v1/predict": predict,
@@ -258,18 +273,24 @@ pub fn document(limits: &Limits) -> Value {
                 "responses": {"200": {"description": "The process is serving", "content": json_content(json!({"type": "object", "required": ["status"], "properties": {"status": {"const": "live"}}}))}},
             }},
             "/readyz": {"get": {
-                "summary": "Readiness: plugins loaded, every model answered its start-up probe",
+                "summary": "Readiness: every model answered its latest probe (at start, after each reload, and every --probe-interval)",
                 "security": [],
                 "responses": {"200": answer("Ready", "Ready"), "503": answer("A model does not answer", "Ready")},
             }},
             "/metrics": {"get": {
                 "summary": "Prometheus metrics (text format 0.0.4)",
-                "responses": {"200": {"description": "Requests and latency per route, node latency and failures, model calls, queue depth, reloads, serving version, inference cache", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                "responses": {"200": {"description": "Requests and latency per route, node latency and failures, model calls and calls in flight, model readiness, queue depth and pipeline load, deadlines passed, filter placements (failed-open apart), reloads, serving version, inference cache", "content": {"text/plain": {"schema": {"type": "string"}}}}},
             }},
             "/admin/reload": {"post": {
                 "summary": "Reload the graph, its plugins and model manifests now",
                 "description": "Models whose manifests did not change keep their weights; requests in flight finish on the version they started on",
-                "responses": {"200": answer("The new version serves", "Reload"), "422": answer("The new version does not build; the old one keeps serving", "Reload")},
+                "security": [{"admin": []}],
+                "responses": {
+                    "200": answer("The new version serves", "Reload"),
+                    "401": answer("The admin token is required and was not given or is wrong", "Error"),
+                    "403": answer("Admin routes are off: the server has no --admin-token", "Error"),
+                    "422": answer("The new version does not build; the old one keeps serving", "Reload"),
+                },
             }},
             "/openapi.json": {"get": {
                 "summary": "This document",
@@ -311,7 +332,7 @@ mod tests {
     #[test]
     fn the_examples_pass_the_servers_own_checks() {
         let rules = super::super::RequestRules::default();
-        super::super::request::check_item(&example_item(), &rules).expect("the predict example is valid");
+        super::super::request::check_item(example_item(), &rules).expect("the predict example is valid");
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! are not loaded again); requests in flight finish on the version they
 //! started with (they hold it); a version that does not build is refused
 //! with its problems — the text `enf graph check` prints — and the old one
-//! keeps serving.
+//! keeps serving. After a swap the new version's models are probed for
+//! readiness, and models no graph version names any more leave the
+//! registry: their weights are freed once the last request on the old
+//! version finishes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +27,20 @@ pub(crate) struct Version {
     pub(crate) verdict_node: String,
     /// The files it was built from, with what they looked like then.
     pub(crate) sources: Vec<(PathBuf, Option<Stamp>)>,
+}
+
+impl Version {
+    /// Each model alias and its calls in flight, by alias.
+    pub(crate) fn calls_in_flight(&self) -> Vec<(String, usize)> {
+        let mut calls: Vec<(String, usize)> = self
+            .pipeline
+            .calls_in_flight
+            .iter()
+            .map(|(alias, count)| (alias.clone(), count.load(std::sync::atomic::Ordering::Relaxed)))
+            .collect();
+        calls.sort();
+        calls
+    }
 }
 
 /// A file's modification time and length: what the watcher compares.
@@ -68,16 +85,45 @@ pub(crate) async fn reload(state: &ServerState) -> Result<u64, String> {
     match state.builder.build(next).await {
         Ok(version) => {
             let number = version.number;
-            *state.version.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(version);
+            let in_use: Vec<_> = version.pipeline.graph.models.iter().map(|m| m.manifest.clone()).collect();
+            let version = Arc::new(version);
+            let previous = std::mem::replace(
+                &mut *state.version.write().unwrap_or_else(std::sync::PoisonError::into_inner),
+                version.clone(),
+            );
             state.metrics.reload(true);
             tracing::info!(version = number, "reloaded {}", state.builder.graph.display());
+            let unloaded = state.builder.registry.retain(&in_use).await;
+            if unloaded > 0 {
+                tracing::info!(models = unloaded, "unloading the models the new version no longer names");
+                tokio::spawn(release_when_dropped(Arc::downgrade(&previous)));
+            }
+            drop(previous);
+            state.readiness.probe_all(&version.pipeline, number, state.probe_timeout).await;
             Ok(number)
         }
         Err(error) => {
             state.metrics.reload(false);
+            // A refused version may have loaded models of its own before failing.
+            let serving: Vec<_> = state.current().pipeline.graph.models.iter().map(|m| m.manifest.clone()).collect();
+            state.builder.registry.retain(&serving).await;
             tracing::error!("reload refused; the previous version keeps serving:\n{error}");
             Err(error.to_string())
         }
+    }
+}
+
+/// Once the last request on a replaced version has finished (the version is
+/// dropped, and with it the models only it used), gives the memory they
+/// held back to the system. A model's engine stops on its own thread just
+/// after it is dropped, so the release is made twice, a moment apart.
+async fn release_when_dropped(previous: std::sync::Weak<Version>) {
+    while previous.strong_count() > 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for wait in [Duration::from_millis(200), Duration::from_secs(2)] {
+        tokio::time::sleep(wait).await;
+        crate::inference::release_free_memory();
     }
 }
 

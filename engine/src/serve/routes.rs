@@ -8,42 +8,50 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::ServerState;
-use super::frames::RequestFrames;
+use super::admission::Places;
+use super::auth::{self, Guard};
+use super::frames::{FramesError, RequestFrames};
 use super::metrics::Gauges;
 use super::reload::Version;
-use super::request::{CheckedItem, check_item};
+use super::request::{CheckedCandidate, RequestContext, RequestFrameRefs, check_item};
 use crate::data::{Item, Truth};
-use crate::run::{ItemRecord, RunContext, run_item};
+use crate::run::{ItemRecord, NodeCache, RunContext, run_item};
 
 pub(super) type Shared = Arc<ServerState>;
 
 /// The router over `state`.
 pub(super) fn router(state: Shared) -> axum::Router {
     let body_limit = state.rules.limits.max_body_bytes;
-    axum::Router::new()
+    let guard = |guard| middleware::from_fn_with_state((state.clone(), guard), auth::require);
+    let api = axum::Router::new()
         .route("/v1/predict", post(predict))
         .route("/v1/explain", post(explain))
         .route("/v1/filter", post(super::filter::filter))
-        .route("/metrics", get(metrics))
-        .route("/admin/reload", post(admin_reload))
         .route(
             "/openapi.json",
             get(|State(state): State<Shared>| async move { Json(super::openapi::document(&state.rules.limits)) }),
         )
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
-        // Probes answer without the token: an orchestrator's probe cannot read a secret.
+        .route_layer(guard(Guard::Api));
+    let metrics = axum::Router::new().route("/metrics", get(metrics)).route_layer(guard(Guard::Metrics));
+    let admin = axum::Router::new().route("/admin/reload", post(admin_reload)).route_layer(guard(Guard::Admin));
+    axum::Router::new()
+        .merge(api)
+        .merge(metrics)
+        .merge(admin)
+        // Probes answer without a token: an orchestrator's probe cannot read a secret.
         .route("/healthz", get(|| async { Json(json!({"status": "live"})) }))
         .route("/readyz", get(readyz))
-        .route_layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route", None) })
+        .layer(middleware::from_fn_with_state(state.clone(), super::http::read_body))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), super::http::observe))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -57,43 +65,17 @@ pub(super) fn error(status: StatusCode, message: impl Into<String>, pointer: Opt
     (status, Json(body)).into_response()
 }
 
-async fn require_token(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
-        let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let expected = format!("Bearer {token}");
-        // Compare in constant time, so the answer time says nothing of the token.
-        let same = given.is_some_and(|g| {
-            g.len() == expected.len() && g.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-        });
-        if !same {
-            let mut response = error(StatusCode::UNAUTHORIZED, "a bearer token is required", None);
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
-        }
-    }
-    next.run(request).await
-}
-
-async fn record_metrics(
-    State(state): State<Shared>,
-    route: Option<MatchedPath>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = route.map_or_else(|| "unmatched".to_string(), |r| r.as_str().to_string());
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    state.metrics.request(&route, response.status().as_u16(), started.elapsed().as_secs_f64());
-    response
-}
-
 async fn metrics(State(state): State<Shared>) -> Response {
     let version = state.current();
     let gauges = Gauges {
-        queue_depth: state.queue - state.admitted.available_permits(),
-        queue_capacity: state.queue,
+        queue_depth: state.admission.depth(),
+        queue_capacity: state.admission.capacity(),
+        pipeline_running: state.admission.running(),
+        mean_item_seconds: state.admission.mean_item_time().map(|t| t.as_secs_f64()),
         cache: version.pipeline.cache_stats.as_ref().map(|s| (s.hits(), s.misses())),
         version: version.number,
+        models: state.readiness.models().into_iter().map(|m| (m.alias, m.outcome.is_ok())).collect(),
+        calls_in_flight: version.calls_in_flight(),
     };
     let text = state.metrics.render(&gauges);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
@@ -116,18 +98,19 @@ async fn admin_reload(State(state): State<Shared>) -> Response {
 }
 
 async fn readyz(State(state): State<Shared>) -> Response {
-    let models: serde_json::Map<String, Value> = state
-        .models
+    let probes = state.readiness.models();
+    let models: serde_json::Map<String, Value> = probes
         .iter()
-        .map(|(alias, outcome)| {
-            let status = match outcome {
-                Ok(()) => json!({"answering": true}),
-                Err(e) => json!({"answering": false, "error": e}),
+        .map(|probe| {
+            let checked = humantime::format_rfc3339_seconds(probe.checked).to_string();
+            let status = match &probe.outcome {
+                Ok(()) => json!({"answering": true, "checked": checked}),
+                Err(e) => json!({"answering": false, "error": e, "checked": checked}),
             };
-            (alias.clone(), status)
+            (probe.alias.clone(), status)
         })
         .collect();
-    let ready = state.models.iter().all(|(_, outcome)| outcome.is_ok());
+    let ready = state.readiness.ready();
     let version = state.current();
     let body = json!({
         "ready": ready,
@@ -140,55 +123,87 @@ async fn readyz(State(state): State<Shared>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// The JSON body, or the answer to a body that is not JSON (400) or too large (413).
-pub(super) fn json_body(state: &ServerState, body: Result<Json<Value>, JsonRejection>) -> Result<Value, Response> {
-    body.map(|Json(body)| body).map_err(|rejection| match rejection {
-        JsonRejection::BytesRejection(_) => error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is over {} bytes", state.rules.limits.max_body_bytes),
-            Some(""),
-        ),
-        other => error(StatusCode::BAD_REQUEST, other.body_text(), Some("")),
-    })
+/// The JSON body, or the answer to a body that is not JSON (400).
+pub(super) fn json_body(body: Result<Json<Value>, JsonRejection>) -> Result<Value, Response> {
+    body.map(|Json(body)| body).map_err(|rejection| error(StatusCode::BAD_REQUEST, rejection.body_text(), Some("")))
 }
 
-/// `places` places in the queue, or a 503 with `Retry-After` when they are not free.
-pub(super) fn admit(state: &ServerState, places: usize) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
-    let places = u32::try_from(places).unwrap_or(u32::MAX);
-    state.admitted.clone().try_acquire_many_owned(places).map_err(|_| {
-        let mut response = error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("busy: the queue of {} places has too few free", state.queue),
-            None,
-        );
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+/// An admitted request: its queue places, its frames (decoded once for all
+/// its candidates), the node cache its candidates share, and its deadline.
+pub(super) struct Admitted {
+    _places: Places,
+    frames: Arc<RequestFrames>,
+    node_cache: Option<Arc<NodeCache>>,
+    /// Holds the node cache's files; removed with the request.
+    _scratch: Option<tempfile::TempDir>,
+    deadline: tokio::time::Instant,
+}
+
+/// Admits a request of `items` items whose videos name `frames`, or
+/// answers 503 with `Retry-After`. Once admitted, its inline frames are
+/// decoded; `shared_nodes` gives its items a node cache of their own (the
+/// candidates of one `/v1/filter` request: the Profile runs once).
+pub(super) fn admit(
+    state: &ServerState,
+    items: usize,
+    frames: RequestFrameRefs,
+    shared_nodes: Option<&Version>,
+) -> Result<Admitted, Response> {
+    let deadline = tokio::time::Instant::now() + state.deadline;
+    let places = state.admission.admit(items, state.deadline).map_err(|refusal| {
+        let mut response = error(StatusCode::SERVICE_UNAVAILABLE, refusal.message, None);
+        if let Ok(value) = HeaderValue::from_str(&refusal.retry_after_s.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         response
-    })
+    })?;
+    let frames = RequestFrames::new(frames).map_err(|e| match e {
+        FramesError::Field(e) => error(StatusCode::BAD_REQUEST, e.message, Some(&e.pointer)),
+        FramesError::Io(e) => {
+            tracing::error!("cannot write the request's inline frames: {e}");
+            error(StatusCode::INSUFFICIENT_STORAGE, "cannot store the request's frames", None)
+        }
+    })?;
+    let scratch = shared_nodes.and_then(|_| {
+        tempfile::tempdir()
+            .inspect_err(|e| tracing::warn!("no scratch directory for the request's node cache: {e}"))
+            .ok()
+    });
+    let node_cache = match (shared_nodes, &scratch) {
+        (Some(version), Some(dir)) => Some(Arc::new(NodeCache::new(dir.path(), &version.pipeline))),
+        _ => None,
+    };
+    Ok(Admitted { _places: places, frames: Arc::new(frames), node_cache, _scratch: scratch, deadline })
 }
 
-/// Runs a checked item before the deadline (504 after it, its unfinished
-/// node calls cancelled) and counts its nodes in the metrics. Items that
-/// share `node_cache` (the candidates of one `/v1/filter` request) compute
-/// each node's output once per distinct input — the user's Profile once.
+/// Runs one candidate of an admitted request: it waits its turn for a
+/// pipeline slot (FIFO), then runs, all before the request's deadline (504
+/// after it, its unfinished node calls cancelled). Its `$item` document is
+/// built when it enters the pipeline and dropped when it leaves.
 pub(super) async fn execute(
     state: &ServerState,
     version: &Version,
-    checked: CheckedItem,
-    node_cache: Option<Arc<crate::run::NodeCache>>,
+    admitted: &Admitted,
+    context: &RequestContext,
+    candidate: &CheckedCandidate,
 ) -> Result<ItemRecord, Response> {
-    let frames = RequestFrames::new(checked.frames).map_err(|e| {
-        tracing::error!("cannot write the request's inline frames: {e}");
-        error(StatusCode::INSUFFICIENT_STORAGE, "cannot store the request's frames", None)
-    })?;
-    let item = Item {
-        item_id: checked.item_id,
-        user_id: checked.user_id,
-        video_id: checked.video_id,
-        document: checked.document,
-        truth: Truth { negative: false, explicit: false, reason_class: None, reason_text: None },
+    let run = async {
+        let _slot = state.admission.slot().await;
+        let item = Item {
+            item_id: candidate.item_id.clone(),
+            user_id: context.user_id.clone(),
+            video_id: candidate.video_id.clone(),
+            document: context.document(candidate),
+            truth: Truth { negative: false, explicit: false, reason_class: None, reason_text: None },
+        };
+        let run_context = RunContext {
+            node_cache: admitted.node_cache.clone(),
+            ..RunContext::new(version.pipeline.clone(), admitted.frames.clone())
+        };
+        run_item(run_context, Arc::new(item)).await
     };
-    let context = RunContext { node_cache, ..RunContext::new(version.pipeline.clone(), Arc::new(frames)) };
-    let record = tokio::time::timeout(state.deadline, run_item(context, Arc::new(item))).await.map_err(|_| {
+    let record = tokio::time::timeout_at(admitted.deadline, run).await.map_err(|_| {
+        state.metrics.deadline_passed();
         error(StatusCode::GATEWAY_TIMEOUT, format!("no answer within the deadline of {:?}", state.deadline), None)
     })?;
     state.metrics.item(&record);
@@ -201,11 +216,11 @@ async fn run_request(
     version: &Version,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<ItemRecord, Response> {
-    let body = json_body(state, body)?;
+    let body = json_body(body)?;
     let checked =
-        check_item(&body, &state.rules).map_err(|e| error(StatusCode::BAD_REQUEST, e.message, Some(&e.pointer)))?;
-    let _place = admit(state, 1)?;
-    execute(state, version, checked, None).await
+        check_item(body, &state.rules).map_err(|e| error(StatusCode::BAD_REQUEST, e.message, Some(&e.pointer)))?;
+    let admitted = admit(state, 1, checked.frames, None)?;
+    execute(state, version, &admitted, &checked.context, &checked.candidate).await
 }
 
 /// Each node's outcome in short: ok, milliseconds, output or error.
