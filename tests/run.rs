@@ -391,3 +391,15 @@ fn shards_cover_the_data_set_once_and_merge_into_the_one_machine_result() {
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert!(text(&output).contains("shard-0.jsonl"), "{}", text(&output));
 }
+
+/// A command line that cannot be parsed exits 64 (EX_USAGE), never 2 —
+/// which says "the run finished, some items failed" — nor 0 for help.
+#[test]
+fn a_mistyped_flag_exits_64_not_the_code_of_failed_items() {
+    let ws = Workspace::new();
+    let output = ws.enf(&["run", "graph.toml", "--data", "d", "--out", "o.jsonl", "--concurency", "4"]);
+    assert_eq!(output.status.code(), Some(64), "{}", text(&output));
+    assert!(text(&output).contains("--concurency"), "{}", text(&output));
+    let output = ws.enf(&["run", "--help"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}

@@ -104,9 +104,22 @@ impl CacheArgs {
     }
 }
 
+/// The exit code of a command line that cannot be parsed (a mistyped flag,
+/// a missing argument): 64, `EX_USAGE` of sysexits(3) — not clap's 2, which
+/// `enf run` uses for "the run finished, some items failed".
+pub const USAGE_ERROR: u8 = 64;
+
 /// Parses arguments, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print and succeed; anything else is a usage error.
+            let code = if e.use_stderr() { ExitCode::from(USAGE_ERROR) } else { ExitCode::SUCCESS };
+            let _ = e.print();
+            return code;
+        }
+    };
     logging::init(cli.verbose, cli.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
