@@ -89,6 +89,11 @@ pub struct Gauges {
     pub version: u64,
 }
 
+/// The `# HELP` and `# TYPE` lines of a metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
 /// A label value with `\`, `"` and newlines escaped.
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -146,92 +151,91 @@ impl Metrics {
     pub fn render(&self, gauges: &Gauges) -> String {
         let counters = self.lock();
         let mut out = String::new();
-        out.push_str("# HELP enf_requests_total HTTP requests answered, by route and status.\n");
-        out.push_str("# TYPE enf_requests_total counter\n");
+        family(&mut out, "enf_requests_total", "counter", "HTTP requests answered, by route and status.");
         for ((route, status), count) in &counters.requests {
             let _ = writeln!(out, "enf_requests_total{{route=\"{}\",status=\"{status}\"}} {count}", escape(route));
         }
-        out.push_str("# HELP enf_request_duration_seconds Time to answer a request, by route.\n");
-        out.push_str("# TYPE enf_request_duration_seconds histogram\n");
+        family(&mut out, "enf_request_duration_seconds", "histogram", "Time to answer a request, by route.");
         for (route, histogram) in &counters.route_latency {
             histogram.render(&mut out, "enf_request_duration_seconds", &format!("route=\"{}\"", escape(route)));
         }
-        out.push_str("# HELP enf_node_duration_seconds Time of a node on one item, all attempts.\n");
-        out.push_str("# TYPE enf_node_duration_seconds histogram\n");
+        family(&mut out, "enf_node_duration_seconds", "histogram", "Time of a node on one item, all attempts.");
         for (node, histogram) in &counters.node_latency {
             histogram.render(&mut out, "enf_node_duration_seconds", &format!("node=\"{}\"", escape(node)));
         }
-        out.push_str("# HELP enf_node_failures_total Items on which a node failed or was skipped.\n");
-        out.push_str("# TYPE enf_node_failures_total counter\n");
+        family(&mut out, "enf_node_failures_total", "counter", "Items on which a node failed or was skipped.");
         for (node, count) in &counters.node_failures {
             let _ = writeln!(out, "enf_node_failures_total{{node=\"{}\"}} {count}", escape(node));
         }
-        out.push_str("# HELP enf_model_requests_total Model calls, by the node that made them.\n");
-        out.push_str("# TYPE enf_model_requests_total counter\n");
+        family(&mut out, "enf_model_requests_total", "counter", "Model calls, by the node that made them.");
         for (node, count) in &counters.model_requests {
             let _ = writeln!(out, "enf_model_requests_total{{node=\"{}\"}} {count}", escape(node));
         }
-        out.push_str("# HELP enf_model_seconds_total Time in model calls, by the node that made them.\n");
-        out.push_str("# TYPE enf_model_seconds_total counter\n");
+        family(&mut out, "enf_model_seconds_total", "counter", "Time in model calls, by the node that made them.");
         for (node, seconds) in &counters.model_seconds {
             let _ = writeln!(out, "enf_model_seconds_total{{node=\"{}\"}} {seconds}", escape(node));
         }
-        out.push_str("# HELP enf_queue_depth Items admitted now (running or waiting for a pipeline slot).\n");
-        out.push_str("# TYPE enf_queue_depth gauge\n");
+        family(&mut out, "enf_queue_depth", "gauge", "Items admitted now (running or waiting for a pipeline slot).");
         let _ = writeln!(out, "enf_queue_depth {}", gauges.queue_depth);
-        out.push_str("# HELP enf_queue_capacity Items that may be admitted at once.\n");
-        out.push_str("# TYPE enf_queue_capacity gauge\n");
+        family(&mut out, "enf_queue_capacity", "gauge", "Items that may be admitted at once.");
         let _ = writeln!(out, "enf_queue_capacity {}", gauges.queue_capacity);
-        out.push_str("# HELP enf_pipeline_running Items running in the pipeline now (at most --concurrency).\n");
-        out.push_str("# TYPE enf_pipeline_running gauge\n");
+        family(&mut out, "enf_pipeline_running", "gauge", "Items running in the pipeline now (at most --concurrency).");
         let _ = writeln!(out, "enf_pipeline_running {}", gauges.pipeline_running);
         if let Some(seconds) = gauges.mean_item_seconds {
-            out.push_str(
-                "# HELP enf_item_seconds_mean Moving mean of an item's time in the pipeline (sets Retry-After).\n",
+            family(
+                &mut out,
+                "enf_item_seconds_mean",
+                "gauge",
+                "Moving mean of an item's time in the pipeline (sets Retry-After).",
             );
-            out.push_str("# TYPE enf_item_seconds_mean gauge\n");
             let _ = writeln!(out, "enf_item_seconds_mean {seconds}");
         }
-        out.push_str(
-            "# HELP enf_deadline_exceeded_total Items answered 504 because their request's deadline passed.\n",
+        family(
+            &mut out,
+            "enf_deadline_exceeded_total",
+            "counter",
+            "Items whose request's deadline passed (504; 503 if still waiting for a slot).",
         );
-        out.push_str("# TYPE enf_deadline_exceeded_total counter\n");
         let _ = writeln!(out, "enf_deadline_exceeded_total {}", counters.deadlines_passed);
-        out.push_str("# HELP enf_model_calls_in_flight Model calls in flight, by model alias.\n");
-        out.push_str("# TYPE enf_model_calls_in_flight gauge\n");
+        family(&mut out, "enf_model_calls_in_flight", "gauge", "Model calls in flight, by model alias.");
         for (model, calls) in &gauges.calls_in_flight {
             let _ = writeln!(out, "enf_model_calls_in_flight{{model=\"{}\"}} {calls}", escape(model));
         }
-        out.push_str("# HELP enf_model_ready Whether a model answered its latest readiness probe (1) or not (0).\n");
-        out.push_str("# TYPE enf_model_ready gauge\n");
+        family(
+            &mut out,
+            "enf_model_ready",
+            "gauge",
+            "Whether a model answered its latest readiness probe (1) or not (0).",
+        );
         for (model, ready) in &gauges.models {
             let _ = writeln!(out, "enf_model_ready{{model=\"{}\"}} {}", escape(model), u8::from(*ready));
         }
-        out.push_str("# HELP enf_filter_candidates_total /v1/filter candidates, by placement.\n");
-        out.push_str("# TYPE enf_filter_candidates_total counter\n");
+        family(&mut out, "enf_filter_candidates_total", "counter", "/v1/filter candidates, by placement.");
         for placement in ["kept", "dropped", "restored"] {
             let count = counters.filtered.get(placement).copied().unwrap_or(0);
             let _ = writeln!(out, "enf_filter_candidates_total{{placement=\"{placement}\"}} {count}");
         }
-        out.push_str(
-            "# HELP enf_filter_failed_open_total /v1/filter candidates kept because their item failed (no verdict).\n",
+        family(
+            &mut out,
+            "enf_filter_failed_open_total",
+            "counter",
+            "/v1/filter candidates kept because their item failed (no verdict).",
         );
-        out.push_str("# TYPE enf_filter_failed_open_total counter\n");
         let _ = writeln!(out, "enf_filter_failed_open_total {}", counters.failed_open);
-        out.push_str(
-            "# HELP enf_reloads_total Hot reloads, by outcome (ok: swapped in; refused: the old version kept).\n",
+        family(
+            &mut out,
+            "enf_reloads_total",
+            "counter",
+            "Hot reloads, by outcome (ok: swapped in; refused: the old version kept).",
         );
-        out.push_str("# TYPE enf_reloads_total counter\n");
         for outcome in ["ok", "refused"] {
             let count = counters.reloads.get(outcome).copied().unwrap_or(0);
             let _ = writeln!(out, "enf_reloads_total{{outcome=\"{outcome}\"}} {count}");
         }
-        out.push_str("# HELP enf_pipeline_version The serving version of the pipeline.\n");
-        out.push_str("# TYPE enf_pipeline_version gauge\n");
+        family(&mut out, "enf_pipeline_version", "gauge", "The serving version of the pipeline.");
         let _ = writeln!(out, "enf_pipeline_version {}", gauges.version);
         if let Some((hits, misses)) = gauges.cache {
-            out.push_str("# HELP enf_inference_cache_total Inference-cache lookups, by outcome.\n");
-            out.push_str("# TYPE enf_inference_cache_total counter\n");
+            family(&mut out, "enf_inference_cache_total", "counter", "Inference-cache lookups, by outcome.");
             let _ = writeln!(out, "enf_inference_cache_total{{outcome=\"hit\"}} {hits}");
             let _ = writeln!(out, "enf_inference_cache_total{{outcome=\"miss\"}} {misses}");
         }

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::ServerState;
-use super::admission::Places;
+use super::admission::{Places, Refusal};
 use super::auth::{self, Guard};
 use super::frames::{FramesError, RequestFrames};
 use super::metrics::Gauges;
@@ -150,13 +150,7 @@ pub(super) fn admit(
     shared_nodes: Option<&Version>,
 ) -> Result<Admitted, Response> {
     let deadline = tokio::time::Instant::now() + state.deadline;
-    let places = state.admission.admit(items, state.deadline).map_err(|refusal| {
-        let mut response = error(StatusCode::SERVICE_UNAVAILABLE, refusal.message, None);
-        if let Ok(value) = HeaderValue::from_str(&refusal.retry_after_s.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        response
-    })?;
+    let places = state.admission.admit(items, state.deadline).map_err(busy)?;
     let frames = RequestFrames::new(frames).map_err(|e| match e {
         FramesError::Field(e) => error(StatusCode::BAD_REQUEST, e.message, Some(&e.pointer)),
         FramesError::Io(e) => {
@@ -176,10 +170,21 @@ pub(super) fn admit(
     Ok(Admitted { _places: places, frames: Arc::new(frames), node_cache, _scratch: scratch, deadline })
 }
 
+/// The 503 answer to a refusal, with its `Retry-After`.
+fn busy(refusal: Refusal) -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, refusal.message, None);
+    if let Ok(value) = HeaderValue::from_str(&refusal.retry_after_s.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 /// Runs one candidate of an admitted request: it waits its turn for a
-/// pipeline slot (FIFO), then runs, all before the request's deadline (504
-/// after it, its unfinished node calls cancelled). Its `$item` document is
-/// built when it enters the pipeline and dropped when it leaves.
+/// pipeline slot (FIFO), then runs, all before the request's deadline. An
+/// item still waiting for its turn at the deadline is answered 503 with
+/// `Retry-After` (overload); one that started and did not finish, 504 (its
+/// unfinished node calls cancelled). Its `$item` document is built when it
+/// enters the pipeline and dropped when it leaves.
 pub(super) async fn execute(
     state: &ServerState,
     version: &Version,
@@ -187,8 +192,10 @@ pub(super) async fn execute(
     context: &RequestContext,
     candidate: &CheckedCandidate,
 ) -> Result<ItemRecord, Response> {
+    let started = std::sync::atomic::AtomicBool::new(false);
     let run = async {
         let _slot = state.admission.slot().await;
+        started.store(true, std::sync::atomic::Ordering::Relaxed);
         let item = Item {
             item_id: candidate.item_id.clone(),
             user_id: context.user_id.clone(),
@@ -204,7 +211,11 @@ pub(super) async fn execute(
     };
     let record = tokio::time::timeout_at(admitted.deadline, run).await.map_err(|_| {
         state.metrics.deadline_passed();
-        error(StatusCode::GATEWAY_TIMEOUT, format!("no answer within the deadline of {:?}", state.deadline), None)
+        if started.load(std::sync::atomic::Ordering::Relaxed) {
+            error(StatusCode::GATEWAY_TIMEOUT, format!("no answer within the deadline of {:?}", state.deadline), None)
+        } else {
+            busy(state.admission.late(state.deadline))
+        }
     })?;
     state.metrics.item(&record);
     Ok(record)
