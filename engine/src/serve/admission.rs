@@ -11,27 +11,17 @@
 //! `Retry-After` computed from the measured service rate: the time the
 //! items ahead of it need to clear the places it lacks.
 //!
-//! "Likely" is a high quantile, not the mean: the last of `depth + items`
-//! items finishes after about `rounds = ⌈(depth + items) / concurrency⌉`
-//! item times, whose sum has mean `rounds × m` and standard deviation
-//! `√rounds × s` (`m`, `s`: the moving mean and deviation of an item's time
-//! in the pipeline); the request is admitted when `rounds × m + 2.33 ×
-//! √rounds × s` (the 99th percentile, were the sum normal) is within its
-//! deadline. Admitting on the mean alone let a tenth of the admitted
-//! requests at ten times capacity run past the deadline on the default
-//! model, whose item times vary.
+//! What "likely" means is [`super::service_time`]'s.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Items measured before the service time is trusted for refusing on the deadline.
-const WARM_ITEMS: u64 = 8;
-/// Weight of the newest item in the moving mean and variance of item times.
-const SMOOTHING: f64 = 0.2;
-/// The standard normal's 99th percentile.
-const Z_99: f64 = 2.33;
+use super::service_time::ServiceTime;
+#[cfg(test)]
+use super::service_time::WARM_ITEMS;
+
 /// Bounds of `Retry-After`, in seconds.
 const RETRY_AFTER_RANGE: (u64, u64) = (1, 300);
 
@@ -42,14 +32,6 @@ pub(crate) struct Refusal {
     pub(crate) message: String,
     /// Seconds after which a retry is likely to be admitted.
     pub(crate) retry_after_s: u64,
-}
-
-/// The moving mean and variance of an item's time in the pipeline (not its wait).
-#[derive(Debug, Default)]
-struct ServiceTime {
-    mean_s: f64,
-    variance_s2: f64,
-    items: u64,
 }
 
 /// Places, pipeline slots and the measured service time (see the module docs).
@@ -106,35 +88,17 @@ impl Admission {
         self.concurrency - self.slots.available_permits()
     }
 
-    /// The moving mean of an item's time in the pipeline, once measured.
+    /// The mean of an item's recent times in the pipeline, once measured.
     pub(crate) fn mean_item_time(&self) -> Option<Duration> {
-        let service = self.service.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        (service.items > 0).then(|| Duration::from_secs_f64(service.mean_s))
+        self.service().mean().map(Duration::from_secs_f64)
+    }
+
+    fn service(&self) -> std::sync::MutexGuard<'_, ServiceTime> {
+        self.service.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn record(&self, took: Duration) {
-        let mut service = self.service.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let seconds = took.as_secs_f64();
-        if service.items == 0 {
-            service.mean_s = seconds;
-        } else {
-            // Exponentially weighted mean and variance (West's update).
-            let deviation = seconds - service.mean_s;
-            service.mean_s += SMOOTHING * deviation;
-            service.variance_s2 = (1.0 - SMOOTHING) * (service.variance_s2 + SMOOTHING * deviation * deviation);
-        }
-        service.items += 1;
-    }
-
-    /// When the last of `depth + items` admitted items likely finishes
-    /// (see the module docs), once enough items are measured.
-    fn likely_finish_s(&self, depth: usize, items: usize) -> Option<f64> {
-        let service = self.service.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if service.items < WARM_ITEMS {
-            return None;
-        }
-        let rounds = (depth + items).div_ceil(self.concurrency) as f64;
-        Some(rounds * service.mean_s + Z_99 * rounds.sqrt() * service.variance_s2.sqrt())
+        self.service().record(took.as_secs_f64());
     }
 
     /// Seconds until `needed` more places are likely free with `depth`
@@ -172,7 +136,8 @@ impl Admission {
                 self.seconds_until_free(items, depth),
             ));
         };
-        if let (Some(expected), Some(mean)) = (self.likely_finish_s(depth, items), self.mean_item_time()) {
+        let likely_done = self.service().likely_done(depth + items, self.concurrency);
+        if let (Some(expected), Some(mean)) = (likely_done, self.mean_item_time()) {
             if expected > deadline.as_secs_f64() {
                 drop(permit);
                 let over = expected - deadline.as_secs_f64();

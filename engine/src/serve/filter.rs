@@ -91,7 +91,7 @@ pub(super) async fn filter(State(state): State<Shared>, body: Result<Json<Value>
     let version = state.current();
     // The candidates share one user and history: a node cache scoped to this
     // request runs the Profile once.
-    let admitted = match admit(&state, candidates.len(), frames, Some(&version)) {
+    let admitted = match admit(&state, candidates.len(), frames, Some(&version)).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };

@@ -10,7 +10,7 @@
 //! - [`frames`]: the frames a request names (paths under a root, inline
 //!   images) and the frame source its agents read them from;
 //! - `admission`: the bounded queue, the pipeline's concurrency and
-//!   `Retry-After`;
+//!   `Retry-After`; `service_time`: the measured item times they rest on;
 //! - `http`: connections and their timeouts, request ids, the access log,
 //!   panics answered 500;
 //! - `auth`: the API and admin tokens;
@@ -31,6 +31,7 @@ mod readiness;
 mod reload;
 pub mod request;
 mod routes;
+mod service_time;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -143,7 +143,7 @@ pub(super) struct Admitted {
 /// answers 503 with `Retry-After`. Once admitted, its inline frames are
 /// decoded; `shared_nodes` gives its items a node cache of their own (the
 /// candidates of one `/v1/filter` request: the Profile runs once).
-pub(super) fn admit(
+pub(super) async fn admit(
     state: &ServerState,
     items: usize,
     frames: RequestFrameRefs,
@@ -151,7 +151,12 @@ pub(super) fn admit(
 ) -> Result<Admitted, Response> {
     let deadline = tokio::time::Instant::now() + state.deadline;
     let places = state.admission.admit(items, state.deadline).map_err(busy)?;
-    let frames = RequestFrames::new(frames).map_err(|e| match e {
+    // Decoding and writing the frames is blocking work: off the async workers.
+    let decoded = tokio::task::spawn_blocking(move || RequestFrames::new(frames)).await.map_err(|e| {
+        tracing::error!("decoding the request's frames failed: {e}");
+        error(StatusCode::INTERNAL_SERVER_ERROR, "internal error while decoding the request's frames", None)
+    })?;
+    let frames = decoded.map_err(|e| match e {
         FramesError::Field(e) => error(StatusCode::BAD_REQUEST, e.message, Some(&e.pointer)),
         FramesError::Io(e) => {
             tracing::error!("cannot write the request's inline frames: {e}");
@@ -230,7 +235,7 @@ async fn run_request(
     let body = json_body(body)?;
     let checked =
         check_item(body, &state.rules).map_err(|e| error(StatusCode::BAD_REQUEST, e.message, Some(&e.pointer)))?;
-    let admitted = admit(state, 1, checked.frames, None)?;
+    let admitted = admit(state, 1, checked.frames, None).await?;
     execute(state, version, &admitted, &checked.context, &checked.candidate).await
 }
 
