@@ -195,3 +195,22 @@ fn the_task_rule_and_classes_come_from_dataset_toml() {
     let (ok, message) = check(&dir, &ws);
     assert!(!ok && message.contains("dataset.toml:1:"), "{message}");
 }
+
+/// `enf data items DIR | head -1` (how docs/serving.md sends one request)
+/// prints the first item and exits 0, not "Broken pipe".
+#[test]
+fn data_items_stops_quietly_when_its_reader_stops_early() {
+    let ws = Workspace::new();
+    // 200 items: far more than a pipe holds, so the writer meets the closed end.
+    let data = ws.data(20, 10);
+    let script = format!(
+        "set -o pipefail; '{}' data items '{}' | head -n 1",
+        env!("CARGO_BIN_EXE_enf"),
+        data.display()
+    );
+    let output = std::process::Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let first: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    assert!(first["candidate"]["video_id"].is_string(), "{first}");
+    assert!(!text(&output).contains("Broken pipe"), "{}", text(&output));
+}

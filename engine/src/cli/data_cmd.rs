@@ -111,12 +111,15 @@ pub fn run(command: DataCommand) -> anyhow::Result<ExitCode> {
                 enf::data::Dataset::load(&dir).with_context(|| format!("cannot use data set {}", dir.display()))?;
             let items = dataset.items().with_context(|| format!("cannot build items from {}", dir.display()))?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            for item in items {
-                let document = enf::data::request_document(&dataset, &item);
-                writeln!(out, "{}", serde_json::to_string(&document)?)?;
+            let written = items.iter().try_for_each(|item| {
+                let document = enf::data::request_document(&dataset, item);
+                writeln!(out, "{}", serde_json::to_string(&document).map_err(std::io::Error::other)?)
+            });
+            match written.and_then(|()| out.flush()) {
+                // A reader that stops early (`| head -1`) is not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+                other => other.map(|()| ExitCode::SUCCESS).map_err(Into::into),
             }
-            out.flush()?;
-            Ok(ExitCode::SUCCESS)
         }
         DataCommand::Baseline { dir, kind, seed, out } => {
             let dataset =
