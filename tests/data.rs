@@ -203,11 +203,8 @@ fn data_items_stops_quietly_when_its_reader_stops_early() {
     let ws = Workspace::new();
     // 200 items: far more than a pipe holds, so the writer meets the closed end.
     let data = ws.data(20, 10);
-    let script = format!(
-        "set -o pipefail; '{}' data items '{}' | head -n 1",
-        env!("CARGO_BIN_EXE_enf"),
-        data.display()
-    );
+    let script =
+        format!("set -o pipefail; '{}' data items '{}' | head -n 1", env!("CARGO_BIN_EXE_enf"), data.display());
     let output = std::process::Command::new("bash").args(["-c", &script]).output().unwrap();
     assert!(output.status.success(), "{}", text(&output));
     let first: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON document");

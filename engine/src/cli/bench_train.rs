@@ -37,6 +37,9 @@ pub struct TrainBenchArgs {
     /// Timed steps (after one warm-up step).
     #[arg(long, default_value_t = 3)]
     steps: usize,
+    /// Recompute each decoder layer in the backward pass (`[train] gradient_checkpointing`).
+    #[arg(long)]
+    gradient_checkpointing: bool,
     /// Write the figures as JSON here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -55,6 +58,7 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<ExitCode> {
         stage: Stage::Sgrpo,
         batch: 1,
         grpo: Grpo { group: args.group, max_completion: args.completion_tokens, ..Grpo::default() },
+        gradient_checkpointing: args.gradient_checkpointing,
     };
     let sampling =
         SampleSettings { temperature: 1.0, top_p: 1.0, max_tokens: args.completion_tokens, ignore_eos: true };
@@ -113,6 +117,8 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<ExitCode> {
         "forward_backward_s": forward_backward / n,
         "optimizer_s": optim / n,
         "step_s": total / n,
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "peak_memory_bytes": super::peak_memory_bytes(),
     });
     println!(
         "mean of {} timed step(s): generation {:.2} s, update {:.2} s (forward+backward {:.2}, optimizer {:.2}), step {:.2} s",
@@ -123,6 +129,13 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<ExitCode> {
         optim / n,
         total / n
     );
+    if let Some(peak) = super::peak_memory_bytes() {
+        println!(
+            "peak resident memory {:.2} GiB (gradient checkpointing {})",
+            peak as f64 / f64::from(1u32 << 30),
+            if args.gradient_checkpointing { "on" } else { "off" }
+        );
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&figures)?).with_context(|| path.display().to_string())?;
     }

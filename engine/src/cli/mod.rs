@@ -152,3 +152,11 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// Peak resident memory of this process (Linux), in bytes.
+pub(crate) fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

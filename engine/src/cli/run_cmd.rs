@@ -97,7 +97,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.summary_json {
         let mut json = serde_json::to_value(&summary).context("cannot serialise the summary")?;
         json["elapsed_s"] = summary.elapsed.as_secs_f64().into();
-        json["peak_memory_bytes"] = peak_memory_bytes().into();
+        json["peak_memory_bytes"] = super::peak_memory_bytes().into();
         if let Some(stats) = &cache_stats {
             json["inference_cache"] = serde_json::json!({ "hits": stats.hits(), "misses": stats.misses() });
         }
@@ -231,14 +231,6 @@ async fn sample_video_files(dataset: &mut Dataset, items: &[enf::data::Item], ca
     true
 }
 
-/// Peak resident memory of this process (Linux), in bytes.
-fn peak_memory_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
 fn print_summary(summary: &RunSummary, args: &RunArgs) {
     let ran = summary.ok + summary.failed;
     let retried = if summary.retried > 0 { format!(" ({} of them retried)", summary.retried) } else { String::new() };
@@ -282,7 +274,7 @@ fn print_summary(summary: &RunSummary, args: &RunArgs) {
             counts.hits, counts.misses, counts.stored
         );
     }
-    if let Some(peak) = peak_memory_bytes() {
+    if let Some(peak) = super::peak_memory_bytes() {
         println!("  peak memory: {}", bytesize::ByteSize(peak));
     }
 }

@@ -51,6 +51,9 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     }
     println!("model:    {}", report.exported.model_dir.display());
     println!("manifest: {}", report.exported.manifest.display());
+    if let Some(adapter) = &report.exported.adapter {
+        println!("adapter:  {}  (LoRA alone, PEFT's layout)", adapter.display());
+    }
     let graph = report.exported.graph.display();
     println!("graph:    {graph}  (enf run {graph} --data DIR --out PRED.jsonl)");
     Ok(ExitCode::SUCCESS)

@@ -36,6 +36,11 @@ pub use openai::OpenAiBackend;
 pub use registry::{BackendRegistry, release_free_memory};
 pub use resilient::{OutageStats, ResilientBackend, RetryPolicy};
 
+/// The refusal of a backend that only records the prompt it is sent (the
+/// trainer's capturing run, `train::rollout`): the run is thrown away, so
+/// a node failing with it is not worth a warning.
+pub const PROMPT_CAPTURED: &str = "prompt captured for sampling; this run of the agent is discarded";
+
 /// Who speaks a chat message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

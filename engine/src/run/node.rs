@@ -164,6 +164,11 @@ async fn run_attempts(context: &RunContext, index: usize, item_id: &Arc<str>, in
                     frames,
                 };
             }
+            Err(error) if error.contains(crate::inference::PROMPT_CAPTURED) => {
+                tracing::debug!(item = %item_id, node = %node.name, "{error}");
+                last_error = error;
+                break;
+            }
             Err(error) => {
                 tracing::warn!(item = %item_id, node = %node.name, attempt = attempts, "{error}");
                 last_error = error;

@@ -23,16 +23,33 @@ pub struct CheckpointState {
     pub step: usize,
     /// Fingerprint of the configuration it was trained with.
     pub config_fingerprint: String,
+    /// Hash of the data set it was trained on (absent in checkpoints
+    /// written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_hash: Option<String>,
+    /// Hash of the model training started from (likewise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_hash: Option<String>,
 }
 
 /// Checkpoints kept besides the latest.
 const KEEP: usize = 1;
 
-fn sync_file(path: &Path) -> Result<(), TrainError> {
+#[cfg(test)]
+thread_local! {
+    /// Every path synced on this thread, in order (tests check durability with it).
+    pub(super) static SYNCED: std::cell::RefCell<Vec<PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+pub(super) fn sync_file(path: &Path) -> Result<(), TrainError> {
+    #[cfg(test)]
+    SYNCED.with(|s| s.borrow_mut().push(path.to_path_buf()));
     std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| TrainError::file(path, e))
 }
 
-fn sync_dir(path: &Path) {
+pub(super) fn sync_dir(path: &Path) {
+    #[cfg(test)]
+    SYNCED.with(|s| s.borrow_mut().push(path.to_path_buf()));
     // Directory fsync makes the rename durable; not every platform allows it.
     if let Ok(dir) = std::fs::File::open(path) {
         let _ = dir.sync_all();
@@ -60,7 +77,7 @@ pub fn save(root: &Path, model: &Decoder, optimizer: &AdamW, state: &CheckpointS
     let weights = tmp.join("model.safetensors");
     model.save_trainable(&weights)?;
     let moments = tmp.join("optimizer.safetensors");
-    let tensors = optimizer.state(model.vars());
+    let tensors = optimizer.state(model.vars())?;
     candle_core::safetensors::save(&tensors, &moments).map_err(|e| TrainError::file(&moments, e))?;
     let state_path = tmp.join("state.json");
     let text = serde_json::to_string_pretty(state).map_err(|e| TrainError::file(&state_path, e))?;
@@ -133,6 +150,6 @@ pub fn load(dir: &Path, model: &Decoder, optimizer: &mut AdamW) -> Result<Checkp
     let moments = dir.join("optimizer.safetensors");
     let tensors = candle_core::safetensors::load(&moments, &candle_core::Device::Cpu)
         .map_err(|e| TrainError::file(&moments, e))?;
-    optimizer.restore(model.vars(), tensors, state.step);
+    optimizer.restore(model.vars(), tensors, state.step).map_err(|e| TrainError::file(&moments, e))?;
     Ok(state)
 }

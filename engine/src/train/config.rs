@@ -70,6 +70,8 @@ struct RawTrain {
     sft_targets: String,
     #[serde(default)]
     checkpoint_every: Option<usize>,
+    #[serde(default)]
+    gradient_checkpointing: bool,
 }
 
 fn one() -> usize {
@@ -142,6 +144,11 @@ pub struct Grpo {
     /// share of items, setting aside groups whose rewards are all equal
     /// until it has its share of groups with spread; 1 turns it off.
     pub dynamic_sampling: usize,
+    /// Leave completions cut at `max_completion` out of the loss (TRL's
+    /// option of the same name): a cut completion has no answer, so its
+    /// reward says little about its tokens. They still count in their
+    /// group's advantages.
+    pub mask_truncated_completions: bool,
 }
 
 impl Default for Grpo {
@@ -155,6 +162,7 @@ impl Default for Grpo {
             clip_high: 0.28,
             beta: 0.0,
             dynamic_sampling: 1,
+            mask_truncated_completions: false,
         }
     }
 }
@@ -190,6 +198,9 @@ pub struct TrainConfig {
     pub limit: Option<usize>,
     /// Write a checkpoint every N steps (default: 10, and always at the end).
     pub checkpoint_every: usize,
+    /// Recompute each decoder layer in the backward pass instead of keeping
+    /// its activations: less memory, a second forward pass of compute.
+    pub gradient_checkpointing: bool,
     /// The Hugging Face model directory training starts from.
     pub model_dir: PathBuf,
     /// Low-rank adapters instead of full fine-tuning.
@@ -325,6 +336,7 @@ impl TrainConfig {
             grad_accum: t.grad_accum,
             limit: t.limit,
             checkpoint_every: t.checkpoint_every.unwrap_or(10),
+            gradient_checkpointing: t.gradient_checkpointing,
             model_dir,
             lora,
             optim: raw.optim,

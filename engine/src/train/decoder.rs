@@ -58,6 +58,12 @@ struct Layer {
     down: Linear,
 }
 
+/// What every layer of one forward pass shares (see [`Decoder::pass`]).
+pub(super) struct Pass {
+    rotary: (Tensor, Tensor),
+    mask: Tensor,
+}
+
 /// A decoder-only language model (see the module docs).
 pub struct Decoder {
     /// Its shape.
@@ -365,23 +371,50 @@ impl Decoder {
         key_valid: Option<&Tensor>,
         mut cache: Option<&mut KvCache>,
     ) -> candle_core::Result<Tensor> {
-        let (_, l) = ids.dims2()?;
-        let t = offset + l;
-        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((ids.dim(0)?, l, self.config.hidden))?;
-        let rotary = self.rotary(offset, l)?;
-        let mask = self.mask(l, t, offset, key_valid)?;
+        let mut x = self.embed_ids(ids)?;
+        let pass = self.pass(ids.dim(1)?, offset, key_valid)?;
         if let Some(cache) = cache.as_deref_mut() {
             cache.ensure_layers(self.layers.len());
         }
-        for (i, layer) in self.layers.iter().enumerate() {
+        for i in 0..self.layers.len() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            let h = rms_norm(&x, &layer.input_norm, self.config.rms_eps)?;
-            x = (x + self.attention(&layer.attention, &h, &rotary, &mask, slot)?)?;
-            let h = rms_norm(&x, &layer.post_norm, self.config.rms_eps)?;
-            let mlp = layer.down.forward(&(layer.gate.forward(&h)?.silu()? * layer.up.forward(&h)?)?)?;
-            x = (x + mlp)?;
+            x = self.layer_forward(i, &x, &pass, slot)?;
         }
-        rms_norm(&x, &self.norm, self.config.rms_eps)
+        self.final_norm(&x)
+    }
+
+    /// Token embeddings `[B, L, hidden]` of `ids` `[B, L]`.
+    pub(super) fn embed_ids(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, l) = ids.dims2()?;
+        self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, l, self.config.hidden))
+    }
+
+    /// What every layer of a pass over `len` positions after `offset`
+    /// cached ones shares: rotary tables and the mask.
+    pub(super) fn pass(&self, len: usize, offset: usize, key_valid: Option<&Tensor>) -> candle_core::Result<Pass> {
+        Ok(Pass { rotary: self.rotary(offset, len)?, mask: self.mask(len, offset + len, offset, key_valid)? })
+    }
+
+    /// Decoder layer `index` on `x` `[B, L, hidden]` (pre-norm attention and
+    /// MLP, each with its residual), extending `slot` when given.
+    pub(super) fn layer_forward(
+        &self,
+        index: usize,
+        x: &Tensor,
+        pass: &Pass,
+        slot: Option<&mut Option<LayerKv>>,
+    ) -> candle_core::Result<Tensor> {
+        let layer = &self.layers[index];
+        let h = rms_norm(x, &layer.input_norm, self.config.rms_eps)?;
+        let x = (x + self.attention(&layer.attention, &h, &pass.rotary, &pass.mask, slot)?)?;
+        let h = rms_norm(&x, &layer.post_norm, self.config.rms_eps)?;
+        let mlp = layer.down.forward(&(layer.gate.forward(&h)?.silu()? * layer.up.forward(&h)?)?)?;
+        x + mlp
+    }
+
+    /// The final RMSNorm, applied to the last layer's output.
+    pub(super) fn final_norm(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        rms_norm(x, &self.norm, self.config.rms_eps)
     }
 
     /// Final hidden states `[B, L, hidden]` of right-padded sequences `ids`
@@ -408,18 +441,23 @@ impl Decoder {
     /// `n` is `log p(targets[n] | tokens ≤ p)` where `p = positions[n]` is a
     /// flat index `b·L + t` into `hidden` `[B, L, hidden]` (the position
     /// *before* the target). Logits are computed only at those positions —
-    /// never the whole sequence. Also returns each position's entropy
-    /// (detached, for logging).
+    /// never the whole sequence. The distribution is the one rollouts sample
+    /// from: softmax of logits / `temperature` (1 for SFT targets), as
+    /// TRL takes it. Also returns each position's entropy (detached, for logging).
     pub fn token_logprobs(
         &self,
         hidden: &Tensor,
         positions: &[u32],
         targets: &[u32],
+        temperature: f64,
     ) -> candle_core::Result<(Tensor, Vec<f32>)> {
         let (b, l, h) = hidden.dims3()?;
         let index = Tensor::new(positions, hidden.device())?;
         let rows = hidden.reshape((b * l, h))?.index_select(&index, 0)?;
-        let logits = self.logits(&rows)?;
+        let mut logits = self.logits(&rows)?;
+        if temperature != 1.0 {
+            logits = (logits / temperature)?;
+        }
         let lse = logsumexp_last(&logits)?;
         let chosen = logits.gather(&Tensor::new(targets, hidden.device())?.unsqueeze(1)?, 1)?;
         let logprobs = (chosen - &lse)?.squeeze(1)?;

@@ -39,7 +39,7 @@ fn batch_logprob(model: &Decoder) -> Tensor {
     let ids = Tensor::from_vec(ids, (2, l), &Device::Cpu).unwrap();
     let valid = Tensor::from_vec(valid, (2, l), &Device::Cpu).unwrap();
     let hidden = model.hidden_states(&ids, Some(&valid)).unwrap();
-    model.token_logprobs(&hidden, &positions, &targets).unwrap().0.sum_all().unwrap()
+    model.token_logprobs(&hidden, &positions, &targets, 1.0).unwrap().0.sum_all().unwrap()
 }
 
 #[test]
@@ -96,13 +96,13 @@ fn padding_does_not_change_a_sequence() {
     let alone = {
         let ids = Tensor::new(&row, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
         let hidden = model.hidden_states(&ids, None).unwrap();
-        model.token_logprobs(&hidden, &[0, 1, 2], &row[1..]).unwrap().0.to_vec1::<f32>().unwrap()
+        model.token_logprobs(&hidden, &[0, 1, 2], &row[1..], 1.0).unwrap().0.to_vec1::<f32>().unwrap()
     };
     let padded = {
         let ids = Tensor::new(&[[257u32, 60, 70, 258, 0, 0], [257, 1, 2, 3, 4, 5]], &Device::Cpu).unwrap();
         let valid = Tensor::new(&[[1u32, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], &Device::Cpu).unwrap();
         let hidden = model.hidden_states(&ids, Some(&valid)).unwrap();
-        model.token_logprobs(&hidden, &[0, 1, 2], &row[1..]).unwrap().0.to_vec1::<f32>().unwrap()
+        model.token_logprobs(&hidden, &[0, 1, 2], &row[1..], 1.0).unwrap().0.to_vec1::<f32>().unwrap()
     };
     for (a, b) in alone.iter().zip(&padded) {
         assert!((a - b).abs() < 1e-5, "{alone:?} vs {padded:?}");
@@ -111,10 +111,10 @@ fn padding_does_not_change_a_sequence() {
 
 #[test]
 fn generation_logprobs_equal_the_training_forward() {
-    for arch in [TinyTextArch::Llama, TinyTextArch::Qwen2] {
+    for (arch, temperature) in [(TinyTextArch::Llama, 1.0), (TinyTextArch::Qwen2, 1.0), (TinyTextArch::Qwen2, 0.6)] {
         let (_dir, model) = tiny(arch, DType::F32);
         let prompt = [257u32, 72, 101, 108, 108, 111, 258, 10];
-        let settings = SampleSettings { temperature: 1.0, top_p: 1.0, max_tokens: 12, ignore_eos: false };
+        let settings = SampleSettings { temperature, top_p: 1.0, max_tokens: 12, ignore_eos: false };
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let samples = sample_group(&model.detached(), &prompt, 3, &settings, &mut rng).unwrap();
         assert_eq!(samples.len(), 3);
@@ -124,9 +124,24 @@ fn generation_logprobs_equal_the_training_forward() {
             let ids = Tensor::new(all.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
             let hidden = model.hidden_states(&ids, None).unwrap();
             let positions: Vec<u32> = (0..sample.tokens.len()).map(|i| (prompt.len() - 1 + i) as u32).collect();
-            let full = model.token_logprobs(&hidden, &positions, &sample.tokens).unwrap().0.to_vec1::<f32>().unwrap();
+            let full = model
+                .token_logprobs(&hidden, &positions, &sample.tokens, f64::from(temperature))
+                .unwrap()
+                .0
+                .to_vec1::<f32>()
+                .unwrap();
             for (a, b) in full.iter().zip(&sample.logprobs) {
                 assert!((a - b).abs() < 1e-4, "{arch:?}: forward {full:?} vs generation {:?}", sample.logprobs);
+            }
+            // Both are the log-softmax of logits / T, computed here by hand.
+            let logits = model.logits(&hidden.squeeze(0).unwrap()).unwrap().to_vec2::<f32>().unwrap();
+            for (k, (&token, &logprob)) in sample.tokens.iter().zip(&sample.logprobs).enumerate() {
+                let row: Vec<f64> =
+                    logits[prompt.len() - 1 + k].iter().map(|&l| f64::from(l) / f64::from(temperature)).collect();
+                let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let lse = max + row.iter().map(|l| (l - max).exp()).sum::<f64>().ln();
+                let expected = row[token as usize] - lse;
+                assert!((f64::from(logprob) - expected).abs() < 1e-4, "T = {temperature}: {logprob} vs {expected}");
             }
         }
         // Seeded: the same seed draws the same samples.
@@ -166,6 +181,30 @@ fn lora_trains_only_its_adapters_and_merges_into_the_export() {
     }
     let trained = batch_logprob(&model).to_scalar::<f32>().unwrap();
     assert!(trained > before, "two steps raise the log-likelihood: {before} → {trained}");
+    // With the adapters off, the trained model is the base model again (the
+    // KL reference): the same numbers as a fresh load.
+    let reference = model.adapters_off().expect("a LoRA model has a base");
+    assert!(reference.vars().is_empty(), "the reference trains nothing");
+    let reference_value = batch_logprob(&reference).to_scalar::<f32>().unwrap();
+    assert!((reference_value - base_before).abs() < 1e-5, "reference {reference_value} vs base {base_before}");
+    assert!(Decoder::load(dir.path(), DType::F32).unwrap().adapters_off().is_none(), "no adapters, no base view");
+    // The adapters alone, in PEFT's layout (benches/peft_adapter.sh loads them with PEFT).
+    let adapter = tempfile::tempdir().unwrap();
+    assert!(model.save_peft_adapter(adapter.path(), dir.path()).unwrap());
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(adapter.path().join("adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(
+        (config["peft_type"].as_str(), config["r"].as_u64(), config["lora_alpha"].as_f64()),
+        (Some("LORA"), Some(4), Some(8.0))
+    );
+    assert_eq!(config["target_modules"], serde_json::json!(["q_proj", "v_proj", "down_proj"]));
+    let saved = candle_core::safetensors::load(adapter.path().join("adapter_model.safetensors"), &Device::Cpu).unwrap();
+    assert_eq!(saved.len(), model.vars().len());
+    for (name, var) in model.vars() {
+        let tensor = &saved[&format!("base_model.model.{name}")];
+        let diff = (tensor - var.as_tensor()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(diff, 0.0, "{name}");
+    }
     // The export merges the adapters: loading it as a plain model gives the same numbers.
     let out = tempfile::tempdir().unwrap();
     for file in ["config.json", "generation_config.json"] {

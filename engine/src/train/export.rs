@@ -5,12 +5,15 @@
 //! manifest with its name and weights changed); `graph.toml` — the training
 //! graph with the trained node pointed at that manifest and every other node
 //! left on its own model, so `enf run --graph OUT/graph.toml` and `enf eval`
-//! measure the trained agent in its pipeline.
+//! measure the trained agent in its pipeline; and, for LoRA, `adapter/` —
+//! the adapters alone in Hugging Face PEFT's layout (`adapter_config.json`,
+//! `adapter_model.safetensors`), for tools that load a base model plus an
+//! adapter.
 
 use std::path::{Path, PathBuf};
 
 use super::TrainError;
-use super::checkpoint::write_atomically;
+use super::checkpoint::{sync_dir, sync_file, write_atomically};
 use super::decoder::Decoder;
 
 /// Files copied from the base model directory beside the trained weights.
@@ -26,6 +29,8 @@ pub struct Exported {
     pub manifest: PathBuf,
     /// The graph serving the trained node.
     pub graph: PathBuf,
+    /// The adapters in PEFT's layout (LoRA only).
+    pub adapter: Option<PathBuf>,
 }
 
 fn absolute(base: &Path, relative: &str) -> String {
@@ -55,7 +60,13 @@ pub fn export(
     let weights = model_dir.join("model.safetensors");
     let tmp = model_dir.join("model.safetensors.tmp");
     model.save(&tmp)?;
+    // Synced before the rename and the directory after it: a crash leaves the
+    // old weights or the new ones, never a name pointing at unwritten data.
+    sync_file(&tmp)?;
     std::fs::rename(&tmp, &weights).map_err(|e| TrainError::file(&weights, e))?;
+    sync_dir(&model_dir);
+    let adapter_dir = out.join("adapter");
+    let adapter = model.save_peft_adapter(&adapter_dir, base_dir)?.then_some(adapter_dir);
 
     let text = std::fs::read_to_string(manifest).map_err(|e| TrainError::file(manifest, e))?;
     let mut table: toml::Table = toml::from_str(&text).map_err(|e| TrainError::file(manifest, e))?;
@@ -110,5 +121,41 @@ pub fn export(
         format!("# Written by `enf train` from {}: node `{node}` runs the trained model.\n{body}", graph.display())
             .as_bytes(),
     )?;
-    Ok(Exported { model_dir, manifest: manifest_out, graph: graph_out })
+    Ok(Exported { model_dir, manifest: manifest_out, graph: graph_out, adapter })
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::DType;
+
+    use super::*;
+    use crate::modelfiles::tiny_text::{TinyTextArch, write_tiny_text};
+    use crate::train::checkpoint::SYNCED;
+
+    #[test]
+    fn the_weights_and_their_directory_are_synced_around_the_rename() {
+        let base = tempfile::tempdir().unwrap();
+        write_tiny_text(base.path(), TinyTextArch::Qwen2, 1).unwrap();
+        let model = Decoder::load(base.path(), DType::F32).unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let manifest = work.path().join("tiny.toml");
+        std::fs::write(&manifest, "name = \"tiny\"\n[mistralrs]\n").unwrap();
+        let graph = work.path().join("graph.toml");
+        std::fs::write(
+            &graph,
+            "[models.m]\nmanifest = \"tiny.toml\"\n[nodes.reason]\nplugin = \"reason.wasm\"\nmodel = \"m\"\n",
+        )
+        .unwrap();
+        let out = work.path().join("out");
+        SYNCED.with(|s| s.borrow_mut().clear());
+        let exported = export(&out, &model, base.path(), &graph, "reason", &manifest, "sft").unwrap();
+        let synced = SYNCED.with(|s| s.borrow().clone());
+        let at = |path: &Path| synced.iter().position(|p| p == path);
+        let file = at(&exported.model_dir.join("model.safetensors.tmp"));
+        let dir = at(&exported.model_dir);
+        assert!(file.is_some() && dir.is_some() && file < dir, "file then directory: {synced:?}");
+        assert!(exported.model_dir.join("model.safetensors").is_file());
+        assert!(!exported.model_dir.join("model.safetensors.tmp").exists());
+        assert!(at(&out).is_some(), "the manifest's and graph's renames are synced too: {synced:?}");
+    }
 }

@@ -2,9 +2,14 @@
 //! decoder and a KV cache: the prompt is prefilled once, its cache repeated
 //! for the G samples into preallocated buffers written in place, and the
 //! samples then decode together as one batch. Each sample
-//! records its tokens and their log-probabilities under the policy (natural
-//! log, temperature 1 — the π_old of the GRPO ratio) and the policy's
-//! entropy where each was drawn, seeded per call.
+//! records its tokens and their log-probabilities under the distribution it
+//! was drawn from — softmax of logits / T, natural log: the π_old of the
+//! GRPO ratio, which the update takes at the same temperature — and that
+//! distribution's entropy where each was drawn, seeded per call. Top-p is
+//! not in the log-probabilities (the nucleus is a sampling filter, as in
+//! TRL): with top-p < 1 the samples come from the truncated distribution
+//! while the ratio compares the full ones, a bias that grows with the mass
+//! cut off.
 
 use candle_core::{DType, Device, Tensor};
 use rand::Rng;
@@ -30,9 +35,10 @@ pub struct SampleSettings {
 pub struct Sample {
     /// Completion tokens, the end-of-sequence token included when reached.
     pub tokens: Vec<u32>,
-    /// Log-probability of each token under the policy (temperature 1).
+    /// Log-probability of each token under the policy at the sampling
+    /// temperature (softmax of logits / T; T = 1 when decoding greedily).
     pub logprobs: Vec<f32>,
-    /// Sum over the tokens of the policy's entropy (nats, temperature 1)
+    /// Sum over the tokens of the policy's entropy (nats, at the sampling temperature)
     /// where each was drawn: how sure the policy was of what it wrote.
     pub entropy_sum: f32,
     /// Whether it ended with an end-of-sequence token (else: truncated).
@@ -108,6 +114,7 @@ pub fn sample_group(
         return Ok(samples);
     }
     let eos = &model.config.eos_tokens;
+    let temperature = if settings.temperature > 0.0 { settings.temperature } else { 1.0 };
     let mut cache = KvCache::default();
     let first = model.step(&Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?, &mut cache)?;
     let mut cache = cache.repeat_batch_preallocated(count, prompt.len() + settings.max_tokens)?;
@@ -121,7 +128,8 @@ pub fn sample_group(
             }
             let token = draw(row, settings, rng);
             sample.tokens.push(token);
-            let (logprob, entropy) = logprob_and_entropy(row, token);
+            let scaled: Vec<f32> = row.iter().map(|l| l / temperature).collect();
+            let (logprob, entropy) = logprob_and_entropy(&scaled, token);
             sample.logprobs.push(logprob);
             sample.entropy_sum += entropy;
             sample.finished = !settings.ignore_eos && eos.contains(&token);

@@ -3,10 +3,15 @@
 //! trainable weights. Named as PEFT names them
 //! (`model.layers.N.self_attn.q_proj.lora_A.weight`); checkpoints hold the
 //! adapters, and [`Decoder::save`] merges them into the exported weights.
+//! [`Decoder::save_peft_adapter`] also writes them alone in PEFT's layout.
+//! The reference policy of the KL term is the same base weights with the
+//! adapters off ([`Decoder::adapters_off`]), never a second copy.
 
 use std::collections::HashMap;
 
-use candle_core::{Device, Tensor, Var};
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
 
 use super::TrainError;
 use super::decoder::Decoder;
@@ -76,5 +81,64 @@ impl Decoder {
         model.vars = vars;
         model.lora = Some(settings.clone());
         Ok(model)
+    }
+
+    /// Writes the adapters alone in Hugging Face PEFT's layout into `dir`:
+    /// `adapter_config.json` (LoRA, rank, α, target modules, no dropout or
+    /// bias) and `adapter_model.safetensors` (f32, keys
+    /// `base_model.model.<module>.lora_A.weight`, as PEFT saves them), with
+    /// `base_model` recorded as the base model's path. Nothing is written
+    /// without adapters.
+    pub fn save_peft_adapter(&self, dir: &Path, base_model: &Path) -> Result<bool, TrainError> {
+        let Some(lora) = &self.lora else { return Ok(false) };
+        std::fs::create_dir_all(dir).map_err(|e| TrainError::file(dir, e))?;
+        let config = serde_json::json!({
+            "peft_type": "LORA",
+            "task_type": "CAUSAL_LM",
+            "r": lora.rank,
+            "lora_alpha": lora.alpha,
+            "lora_dropout": 0.0,
+            "target_modules": lora.targets,
+            "bias": "none",
+            "fan_in_fan_out": false,
+            "inference_mode": true,
+            "init_lora_weights": true,
+            "use_rslora": false,
+            "use_dora": false,
+            "modules_to_save": null,
+            "layers_to_transform": null,
+            "layers_pattern": null,
+            "rank_pattern": {},
+            "alpha_pattern": {},
+            "base_model_name_or_path": base_model.display().to_string(),
+            "revision": null,
+        });
+        let config_path = dir.join("adapter_config.json");
+        let text = serde_json::to_string_pretty(&config).map_err(|e| TrainError::file(&config_path, e))?;
+        super::checkpoint::write_atomically(&config_path, text.as_bytes())?;
+        let tensors: HashMap<String, Tensor> = self
+            .vars
+            .iter()
+            .map(|(name, var)| Ok((format!("base_model.model.{name}"), var.as_detached_tensor().to_dtype(DType::F32)?)))
+            .collect::<candle_core::Result<_>>()?;
+        let weights = dir.join("adapter_model.safetensors");
+        let tmp = dir.join("adapter_model.safetensors.tmp");
+        candle_core::safetensors::save(&tensors, &tmp).map_err(|e| TrainError::file(&tmp, e))?;
+        super::checkpoint::sync_file(&tmp)?;
+        std::fs::rename(&tmp, &weights).map_err(|e| TrainError::file(&weights, e))?;
+        super::checkpoint::sync_dir(dir);
+        Ok(true)
+    }
+
+    /// The base model under the adapters — the same frozen weight tensors
+    /// (shared storage, no copy) with every adapter switched off, detached:
+    /// LoRA's reference policy for the KL term. `None` without adapters.
+    pub fn adapters_off(&self) -> Option<Decoder> {
+        self.lora.as_ref()?;
+        let lookup: HashMap<&str, Tensor> = self.weights.iter().map(|(n, t)| (n.as_str(), t.detach())).collect();
+        let mut model = Self::assemble(self.config.clone(), &lookup, None, self.dtype);
+        model.weights = self.weights.iter().map(|(n, t)| (n.clone(), t.detach())).collect();
+        model.frozen = self.frozen.clone();
+        Some(model)
     }
 }

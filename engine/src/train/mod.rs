@@ -12,20 +12,25 @@
 //! - [`chat`]: the chat template and tokenization serving uses;
 //! - [`rewards`]: the format reward and the stepwise ladder, built on
 //!   [`crate::eval::score`];
+//! - [`checkpointing`]: gradient checkpointing, one decoder layer's graph at a time;
 //! - [`objective`]: group advantages, the clipped GRPO loss with k3 KL, SFT cross-entropy;
 //! - [`optimizer`]: AdamW with gradient-norm clipping and warm-up + cosine schedule;
 //! - [`config`]: the `enf train` configuration file;
 //! - [`draws`]: which items each step rolls out (epochs, dynamic sampling);
 //! - [`rollout`]: the policy put behind the trained node's model, recording what it answered;
 //! - [`checkpoint`] and [`export`]: crash-safe checkpoints, and the model directory,
-//!   manifest and graph that `enf run` serves.
+//!   manifest and graph that `enf run` serves;
+//! - [`fingerprint`]: what a run starts from (configuration, data, model), so
+//!   that `--resume` continues only the same run.
 
 pub mod chat;
 pub mod checkpoint;
+pub mod checkpointing;
 pub mod config;
 pub mod decoder;
 pub mod draws;
 pub mod export;
+pub mod fingerprint;
 pub mod generate;
 mod kv_cache;
 pub mod lora;

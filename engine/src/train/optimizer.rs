@@ -111,9 +111,20 @@ impl Accumulated {
 pub struct AdamW {
     settings: AdamWSettings,
     schedule: Schedule,
-    /// Optimizer steps taken.
+    /// Optimizer steps taken (the learning-rate schedule counts these).
     pub step: usize,
-    moments: Vec<Option<(Tensor, Tensor)>>,
+    /// Each variable's moments and the number of updates they hold: its
+    /// bias correction counts its own updates, not the optimizer's steps, so
+    /// a step that gave it no gradient does not shrink its next update.
+    moments: Vec<Option<Moments>>,
+}
+
+/// One variable's AdamW moments.
+struct Moments {
+    m: Tensor,
+    v: Tensor,
+    /// Updates folded into `m` and `v`.
+    updates: u32,
 }
 
 /// What one optimizer step did.
@@ -142,45 +153,62 @@ impl AdamW {
         };
         let lr = s.lr * self.schedule.factor(self.step);
         self.step += 1;
-        let t = self.step as i32;
-        let (bias1, bias2) = (1.0 - s.beta1.powi(t), 1.0 - s.beta2.powi(t));
         for (index, (_, var)) in vars.iter().enumerate() {
             let Some(grad) = grads.get(index) else { continue };
             let grad = (grad * clip)?;
             let (mut m, mut v) = ((&grad * (1.0 - s.beta1))?, (grad.sqr()? * (1.0 - s.beta2))?);
-            if let Some((m0, v0)) = self.moments[index].take() {
-                m = ((m0 * s.beta1)? + m)?;
-                v = ((v0 * s.beta2)? + v)?;
+            let mut updates = 1;
+            if let Some(previous) = self.moments[index].take() {
+                m = ((previous.m * s.beta1)? + m)?;
+                v = ((previous.v * s.beta2)? + v)?;
+                updates += previous.updates;
             }
+            let t = i32::try_from(updates).unwrap_or(i32::MAX);
+            let (bias1, bias2) = (1.0 - s.beta1.powi(t), 1.0 - s.beta2.powi(t));
             let weight = var.as_detached_tensor();
             let update = ((&m / bias1)? / ((&v / bias2)?.sqrt()? + s.eps)?)?;
             let decayed = (&weight * (1.0 - lr * s.weight_decay))?;
             var.set(&(decayed - (update * lr)?)?)?;
-            self.moments[index] = Some((m, v));
+            self.moments[index] = Some(Moments { m, v, updates });
         }
         Ok(StepReport { grad_norm, lr })
     }
 
-    /// The moments as named tensors (for a checkpoint).
-    pub fn state(&self, vars: &[(String, Var)]) -> HashMap<String, Tensor> {
+    /// The moments as named tensors (for a checkpoint): `NAME.m`, `NAME.v`
+    /// and `NAME.updates` (a one-element u32 tensor).
+    pub fn state(&self, vars: &[(String, Var)]) -> Result<HashMap<String, Tensor>, TrainError> {
         let mut state = HashMap::new();
-        for ((name, _), moments) in vars.iter().zip(&self.moments) {
-            if let Some((m, v)) = moments {
-                state.insert(format!("{name}.m"), m.clone());
-                state.insert(format!("{name}.v"), v.clone());
+        for ((name, var), moments) in vars.iter().zip(&self.moments) {
+            if let Some(moments) = moments {
+                state.insert(format!("{name}.m"), moments.m.clone());
+                state.insert(format!("{name}.v"), moments.v.clone());
+                state.insert(format!("{name}.updates"), Tensor::new(&[moments.updates], var.device())?);
             }
         }
-        state
+        Ok(state)
     }
 
-    /// Restores moments saved by [`AdamW::state`] after `step` steps.
-    pub fn restore(&mut self, vars: &[(String, Var)], mut state: HashMap<String, Tensor>, step: usize) {
+    /// Restores moments saved by [`AdamW::state`] after `step` steps. A
+    /// checkpoint written before update counts were kept counts `step`
+    /// updates for every variable it holds moments of.
+    pub fn restore(
+        &mut self,
+        vars: &[(String, Var)],
+        mut state: HashMap<String, Tensor>,
+        step: usize,
+    ) -> Result<(), TrainError> {
         self.step = step;
         for ((name, var), moments) in vars.iter().zip(self.moments.iter_mut()) {
-            if let (Some(m), Some(v)) = (state.remove(&format!("{name}.m")), state.remove(&format!("{name}.v"))) {
-                *moments = Some((m.to_dtype(var.dtype()).unwrap_or(m), v.to_dtype(var.dtype()).unwrap_or(v)));
-            }
+            let (Some(m), Some(v)) = (state.remove(&format!("{name}.m")), state.remove(&format!("{name}.v"))) else {
+                continue;
+            };
+            let updates = match state.remove(&format!("{name}.updates")) {
+                Some(count) => count.flatten_all()?.to_vec1::<u32>()?.first().copied().unwrap_or(0),
+                None => u32::try_from(step).unwrap_or(u32::MAX),
+            };
+            *moments = Some(Moments { m: m.to_dtype(var.dtype())?, v: v.to_dtype(var.dtype())?, updates });
         }
+        Ok(())
     }
 }
 
@@ -218,6 +246,55 @@ mod tests {
         assert!((first_norm - (36.0f64 + 16.0).sqrt()).abs() < 1e-4, "the norm is reported before clipping");
         let w = var.as_tensor().to_vec1::<f32>()?;
         assert!(w.iter().all(|x| x.abs() < 0.05), "{w:?}");
+        Ok(())
+    }
+
+    /// A variable's first update moves it by the learning rate (Adam's
+    /// bias-corrected first step is the gradient's sign), also when
+    /// optimizer steps that gave it no gradient came before.
+    #[test]
+    fn bias_correction_counts_each_variables_own_updates() -> Result<(), TrainError> {
+        let trained = Var::new(&[1.0f64], &candle_core::Device::Cpu)?;
+        let idle = Var::new(&[1.0f64], &candle_core::Device::Cpu)?;
+        let vars = vec![("trained".to_string(), trained.clone()), ("idle".to_string(), idle.clone())];
+        let settings = AdamWSettings { lr: 0.1, max_grad_norm: 0.0, ..AdamWSettings::default() };
+        let mut adam = AdamW::new(settings, Schedule { warmup: 0, total: 100, min_ratio: 1.0 }, 2);
+        // Two steps that train nothing at all, then steps that train only `trained`.
+        for _ in 0..2 {
+            adam.apply(&vars, &Accumulated::default())?;
+        }
+        for _ in 0..3 {
+            let mut grads = Accumulated::default();
+            grads.add(&vars[..1], (trained.as_tensor() * 3.0)?.sum_all()?.backward()?)?;
+            adam.apply(&vars, &grads)?;
+        }
+        assert_eq!(adam.step, 5);
+        // Now `idle` gets its first gradient: it must move by the full learning rate.
+        let mut grads = Accumulated::default();
+        grads.add(&vars, (idle.as_tensor() * 2.0)?.sum_all()?.backward()?)?;
+        adam.apply(&vars, &grads)?;
+        let moved = 1.0 - idle.as_tensor().to_vec1::<f64>()?[0];
+        assert!((moved - 0.1).abs() < 1e-6, "first update of `idle` moved it by {moved}, not lr = 0.1");
+        // And `trained`, after three steps of a constant gradient, by 3 × lr.
+        let moved = 1.0 - trained.as_tensor().to_vec1::<f64>()?[0];
+        assert!((moved - 0.3).abs() < 1e-6, "`trained` moved by {moved}");
+        Ok(())
+    }
+
+    #[test]
+    fn update_counts_survive_a_checkpoint() -> Result<(), TrainError> {
+        let var = Var::new(&[1.0f32, 2.0], &candle_core::Device::Cpu)?;
+        let vars = vec![("w".to_string(), var.clone())];
+        let schedule = Schedule { warmup: 0, total: 10, min_ratio: 1.0 };
+        let mut adam = AdamW::new(AdamWSettings::default(), schedule, 1);
+        adam.apply(&vars, &Accumulated::default())?;
+        let mut grads = Accumulated::default();
+        grads.add(&vars, var.as_tensor().sum_all()?.backward()?)?;
+        adam.apply(&vars, &grads)?;
+        let mut restored = AdamW::new(AdamWSettings::default(), schedule, 1);
+        restored.restore(&vars, adam.state(&vars)?, adam.step)?;
+        assert_eq!(restored.moments[0].as_ref().map(|m| m.updates), Some(1));
+        assert_eq!(restored.step, 2);
         Ok(())
     }
 }

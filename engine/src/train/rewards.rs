@@ -8,6 +8,11 @@
 //!   (repeated tags, an empty answer, text outside the tags, tags in another
 //!   case get nothing) — stricter than the agents' tolerant parser
 //!   (`enf_kit::answer`), which accepts either order and a stray character;
+//! - the ladder reads the answer, never a guess: where the agent's tolerant
+//!   parser had to infer the attitude or the class (no valid `<answer>`, or
+//!   one that does not say it: the verdict is flagged `guessed`), the
+//!   ladder pays nothing — else an output with no answer, which the parser
+//!   defaults to `like`, would earn the judge reward on every liked item;
 //! - **stepwise** ladder: attitude right → `judge`, else stop; truly liked →
 //!   stop; reason class right → `class`, else stop; where the user's own
 //!   reason exists (explicit data) → `reason` × mean ROUGE-1/2/L F of the
@@ -93,6 +98,9 @@ pub fn reward(
     scorer: &ReasonScorer,
 ) -> RewardParts {
     let mut parts = RewardParts { format: if well_formed(raw) { weights.format } else { 0.0 }, ..Default::default() };
+    if verdict.guessed {
+        return parts;
+    }
     let score = score_item(truth, verdict, scorer);
     if !score.attitude_right {
         return parts;
@@ -198,10 +206,19 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_format_still_earns_the_ladder_of_what_the_agent_parsed() {
-        // The agent's tolerant parser reads the verdict; only the format reward is lost.
+    fn a_guessed_verdict_earns_nothing_on_the_ladder() {
+        // No <answer>: the parser finds "negative" and 3 in the text, but that is a guess.
         let parts = score("negative: 3 because of the blood", negative(3, None), RewardScheme::Stepwise);
-        assert_eq!(parts.format, 0.0);
-        assert_eq!(parts.judge, 0.5);
+        assert_eq!(parts, RewardParts::default());
+        // No attitude anywhere: the parser defaults to `like`, right for a liked item — still nothing.
+        let parts = score("<think>hmm</think><answer>maybe</answer>", LIKED, RewardScheme::Stepwise);
+        assert_eq!(parts.judge, 0.0, "{parts:?}");
+        // An answer that gives the attitude but no class: the class is inferred from the reasoning.
+        let raw = format!("<think>{REAL}, class 3</think><answer>negative</answer>");
+        let parts = score(&raw, negative(3, Some(REAL)), RewardScheme::Stepwise);
+        assert_eq!((parts.format, parts.judge, parts.class, parts.reason), (0.5, 0.0, 0.0, 0.0), "{parts:?}");
+        // The same verdict stated in the answer earns the ladder.
+        let raw = format!("<think>{REAL}</think><answer>negative: 3</answer>");
+        assert!(score(&raw, negative(3, Some(REAL)), RewardScheme::Stepwise).class > 0.0);
     }
 }

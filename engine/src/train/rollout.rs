@@ -1,8 +1,12 @@
 //! Rollouts through the agent itself. [`PolicyBackend`] is put in the
 //! backend registry in place of the trained node's model: requests from the
-//! node under training are answered by the policy (a group of G samples is
-//! drawn on the group's first request and handed out one per run of the
-//! agent), or — in the SFT stage — with the item's target text; requests of
+//! node under training are answered by the policy, or — in the SFT stage —
+//! with the item's target text. Sampling a group takes three moves, so that
+//! drawing G completions never runs under the node's timeout: a first run
+//! of the item only *captures* the node's prompt (its request is refused
+//! with [`PROMPT_CAPTURED`] and the run stops there), the trainer then draws the G
+//! samples outside any node ([`PolicyBackend::sample_captured`]), and G more
+//! runs each get one of them, at once; requests of
 //! every other node go to the frozen serving backend (which the trainer
 //! wraps in the inference cache, since it runs each item G times). Every answer given to the trained node is
 //! recorded with its prompt and completion tokens, so the update sees
@@ -20,6 +24,7 @@ use super::decoder::Decoder;
 use super::generate::{SampleSettings, sample_group};
 use crate::inference::{
     Backend, Completion, FinishReason, GenerateRequest, GenerateResponse, InferenceError, ModelIdentity,
+    PROMPT_CAPTURED,
 };
 
 /// One answer given to the node under training.
@@ -61,6 +66,8 @@ struct State {
     answering: Answering,
     /// Samples drawn but not yet handed out, by item.
     pending: HashMap<String, Vec<Rollout>>,
+    /// Prompts captured and not yet sampled, by item.
+    captured: HashMap<String, Vec<u32>>,
     recorded: Vec<Rollout>,
     items_seen: u64,
 }
@@ -82,6 +89,7 @@ impl PolicyBackend {
         let state = State {
             answering: Answering::Targets(Arc::default()),
             pending: HashMap::new(),
+            captured: HashMap::new(),
             recorded: Vec::new(),
             items_seen: 0,
         };
@@ -106,6 +114,7 @@ impl PolicyBackend {
         let mut state = self.lock();
         state.answering = answering;
         state.pending.clear();
+        state.captured.clear();
         state.items_seen = 0;
     }
 
@@ -151,29 +160,41 @@ impl PolicyBackend {
                     truncated: false,
                 })
             }
-            Answering::Sample { group, settings, seed } => {
-                let (group, settings) = (*group, *settings);
-                let mut rng = StdRng::seed_from_u64(seed.wrapping_add(state.items_seen.wrapping_mul(0x9E37_79B9)));
-                state.items_seen += 1;
-                let samples = sample_group(&self.generator, &prompt, group, &settings, &mut rng)?;
-                let mut rollouts = Vec::with_capacity(group);
-                for sample in samples {
-                    rollouts.push(Rollout {
-                        item_id: item_id.to_string(),
-                        prompt: prompt.clone(),
-                        text: self.tokenizer.completion_text(&sample.tokens)?,
-                        truncated: !sample.finished,
-                        completion: sample.tokens,
-                        logprobs: sample.logprobs,
-                        sampling_entropy: sample.entropy_sum,
-                    });
-                }
-                rollouts.reverse();
-                let first = rollouts.pop().ok_or_else(|| TrainError::Rollout("empty group".into()))?;
-                state.pending.insert(item_id.to_string(), rollouts);
-                Ok(first)
+            Answering::Sample { .. } => {
+                state.captured.insert(item_id.to_string(), prompt);
+                Err(TrainError::Rollout(PROMPT_CAPTURED.into()))
             }
         }
+    }
+
+    /// Draws the group of the prompt captured for `item_id` (see the module
+    /// docs), to be handed out one per run. `false` when no prompt was
+    /// captured for it (the node never asked: an upstream node failed).
+    pub fn sample_captured(&self, item_id: &str) -> Result<bool, TrainError> {
+        let mut state = self.lock();
+        let Some(prompt) = state.captured.remove(item_id) else { return Ok(false) };
+        let Answering::Sample { group, settings, seed } = &state.answering else {
+            return Err(TrainError::Rollout(format!("item `{item_id}`: sampling asked for outside a sampling step")));
+        };
+        let (group, settings) = (*group, *settings);
+        let mut rng = StdRng::seed_from_u64(seed.wrapping_add(state.items_seen.wrapping_mul(0x9E37_79B9)));
+        state.items_seen += 1;
+        let samples = sample_group(&self.generator, &prompt, group, &settings, &mut rng)?;
+        let mut rollouts = Vec::with_capacity(group);
+        for sample in samples {
+            rollouts.push(Rollout {
+                item_id: item_id.to_string(),
+                prompt: prompt.clone(),
+                text: self.tokenizer.completion_text(&sample.tokens)?,
+                truncated: !sample.finished,
+                completion: sample.tokens,
+                logprobs: sample.logprobs,
+                sampling_entropy: sample.entropy_sum,
+            });
+        }
+        rollouts.reverse();
+        state.pending.insert(item_id.to_string(), rollouts);
+        Ok(true)
     }
 }
 
@@ -206,5 +227,69 @@ impl Backend for PolicyBackend {
         };
         self.lock().recorded.push(rollout);
         Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::DType;
+
+    use super::*;
+    use crate::inference::{ChatMessage, EchoBackend, EchoOptions, RequestOrigin, Role, Sampling};
+    use crate::modelfiles::tiny_text::{TinyTextArch, write_tiny_text};
+
+    fn request(node: &str, text: &str) -> GenerateRequest {
+        GenerateRequest {
+            messages: vec![ChatMessage { role: Role::User, text: text.into(), images: Vec::new() }],
+            sampling: Sampling::default(),
+            origin: Some(RequestOrigin { item_id: "item-1".into(), node: node.into(), depth: 0 }),
+        }
+    }
+
+    /// The node's model call only captures the prompt: sampling happens in
+    /// `sample_captured`, which the trainer calls outside any node's run
+    /// (and its timeout); then each run gets one sample, at once.
+    #[tokio::test]
+    async fn sampling_happens_outside_the_nodes_model_call() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tiny_text(dir.path(), TinyTextArch::Qwen2, 2).unwrap();
+        let model = Decoder::load(dir.path(), DType::F32).unwrap();
+        let tokenizer = Arc::new(ChatTokenizer::load(dir.path()).unwrap());
+        let identity = ModelIdentity {
+            name: "tiny".into(),
+            manifest: "tiny.toml".into(),
+            sampling: Sampling::default(),
+            images: false,
+            context: None,
+        };
+        let frozen: Arc<dyn Backend> = Arc::new(EchoBackend::new(identity, EchoOptions::default()));
+        let policy = PolicyBackend::new("reason", model.detached(), tokenizer, frozen);
+        let settings = SampleSettings { temperature: 1.0, top_p: 1.0, max_tokens: 6, ignore_eos: false };
+        policy.answer_with(Answering::Sample { group: 3, settings, seed: 7 });
+
+        // Other nodes go to the frozen backend.
+        let other = policy.generate(request("profile", "hello")).await.unwrap();
+        assert_eq!(other.completions[0].text, "echo: hello");
+        // The trained node's first call is refused: its prompt is captured, nothing is drawn.
+        let refused = policy.generate(request("reason", "why?")).await.unwrap_err();
+        assert!(refused.to_string().contains(PROMPT_CAPTURED), "{refused}");
+        assert_eq!(policy.pending(), 0);
+        assert!(policy.take_recorded().is_empty());
+        assert!(!policy.sample_captured("item-2").unwrap(), "nothing captured for another item");
+        assert!(policy.sample_captured("item-1").unwrap());
+        assert_eq!(policy.pending(), 3);
+        for left in (0..3).rev() {
+            policy.generate(request("reason", "why?")).await.unwrap();
+            assert_eq!(policy.pending(), left);
+        }
+        let recorded = policy.take_recorded();
+        assert_eq!(recorded.len(), 3);
+        assert!(recorded.iter().all(|r| !r.completion.is_empty() && r.logprobs.len() == r.completion.len()));
+        // A later run that asks another question is refused.
+        policy.sample_captured("item-1").unwrap();
+        let _ = policy.generate(request("reason", "why?")).await;
+        assert!(policy.sample_captured("item-1").unwrap());
+        let changed = policy.generate(request("reason", "something else")).await.unwrap_err();
+        assert!(changed.to_string().contains("different prompt"), "{changed}");
     }
 }

@@ -10,26 +10,33 @@ use candle_core::{Device, Tensor};
 
 use super::decoder::{Decoder, KvCache};
 
-impl Decoder {
-    /// Hidden states `[G, C, hidden]` for `completions` of `prompt`, where
-    /// row `g`, position `k` is the state that predicts completion token `k`
-    /// (position 0 is the prompt's last state). `C` is the longest
-    /// completion; positions past a completion's end are padding.
-    pub fn group_hidden(&self, prompt: &[u32], completions: &[&[u32]]) -> candle_core::Result<Tensor> {
+/// The token inputs of one group's forward pass.
+pub(super) struct GroupInputs {
+    /// The prompt `[1, P]`.
+    pub prompt: Tensor,
+    /// Completion tokens 0..C−1 as inputs `[G, C − 1]` (their states
+    /// predict tokens 1..C) and which positions are real `[G, P + C − 1]`;
+    /// `None` when the longest completion has one token.
+    pub completions: Option<(Tensor, Tensor)>,
+    /// Prompt length P.
+    pub prompt_len: usize,
+    /// Completions G.
+    pub group: usize,
+}
+
+impl GroupInputs {
+    /// The inputs for `completions` of `prompt`.
+    pub fn new(prompt: &[u32], completions: &[&[u32]]) -> candle_core::Result<Self> {
         let g = completions.len();
         let c = completions.iter().map(|t| t.len()).max().unwrap_or(0);
         if prompt.is_empty() || g == 0 || c == 0 {
             candle_core::bail!("a group needs a prompt and at least one non-empty completion");
         }
         let p = prompt.len();
-        let mut cache = KvCache::default();
         let prompt_ids = Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?;
-        let prompt_hidden = self.run_layers(&prompt_ids, 0, None, Some(&mut cache))?;
-        let last = prompt_hidden.narrow(1, p - 1, 1)?.repeat((g, 1, 1))?;
         if c == 1 {
-            return Ok(last);
+            return Ok(Self { prompt: prompt_ids, completions: None, prompt_len: p, group: g });
         }
-        // Completion tokens 0..C-1 are inputs; their states predict tokens 1..C.
         let inputs = c - 1;
         let mut ids = vec![0u32; g * inputs];
         let mut valid = vec![1u32; g * (p + inputs)];
@@ -43,8 +50,24 @@ impl Decoder {
         }
         let ids = Tensor::from_vec(ids, (g, inputs), &Device::Cpu)?;
         let valid = Tensor::from_vec(valid, (g, p + inputs), &Device::Cpu)?;
+        Ok(Self { prompt: prompt_ids, completions: Some((ids, valid)), prompt_len: p, group: g })
+    }
+}
+
+impl Decoder {
+    /// Hidden states `[G, C, hidden]` for `completions` of `prompt`, where
+    /// row `g`, position `k` is the state that predicts completion token `k`
+    /// (position 0 is the prompt's last state). `C` is the longest
+    /// completion; positions past a completion's end are padding.
+    pub fn group_hidden(&self, prompt: &[u32], completions: &[&[u32]]) -> candle_core::Result<Tensor> {
+        let inputs = GroupInputs::new(prompt, completions)?;
+        let (p, g) = (inputs.prompt_len, inputs.group);
+        let mut cache = KvCache::default();
+        let prompt_hidden = self.run_layers(&inputs.prompt, 0, None, Some(&mut cache))?;
+        let last = prompt_hidden.narrow(1, p - 1, 1)?.repeat((g, 1, 1))?;
+        let Some((ids, valid)) = &inputs.completions else { return Ok(last) };
         let mut cache = cache.repeat_batch(g)?;
-        let hidden = self.run_layers(&ids, p, Some(&valid), Some(&mut cache))?;
+        let hidden = self.run_layers(ids, p, Some(valid), Some(&mut cache))?;
         Tensor::cat(&[&last, &hidden], 1)
     }
 }
@@ -68,14 +91,14 @@ mod tests {
                 targets.push(t);
             }
         }
-        let shared = model.token_logprobs(&hidden, &positions, &targets).unwrap().0.sum_all().unwrap();
+        let shared = model.token_logprobs(&hidden, &positions, &targets, 1.0).unwrap().0.sum_all().unwrap();
         let mut separate = Vec::new();
         for tokens in completions {
             let all: Vec<u32> = prompt.iter().chain(tokens.iter()).copied().collect();
             let ids = Tensor::new(all.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
             let hidden = model.hidden_states(&ids, None).unwrap();
             let positions: Vec<u32> = (0..tokens.len()).map(|k| (prompt.len() - 1 + k) as u32).collect();
-            separate.push(model.token_logprobs(&hidden, &positions, tokens).unwrap().0.sum_all().unwrap());
+            separate.push(model.token_logprobs(&hidden, &positions, tokens, 1.0).unwrap().0.sum_all().unwrap());
         }
         (shared, Tensor::stack(&separate, 0).unwrap().sum_all().unwrap())
     }

@@ -21,6 +21,7 @@ use super::config::{Stage, TrainConfig};
 use super::decoder::Decoder;
 use super::draws::step_candidates;
 use super::export::{Exported, export};
+use super::fingerprint::Fingerprint;
 use super::generate::SampleSettings;
 use super::optimizer::{AdamW, AdamWSettings, Schedule};
 use super::rollout::{Answering, PolicyBackend, Rollout};
@@ -30,7 +31,7 @@ use crate::eval::rouge::ReasonScorer;
 use crate::eval::score;
 use crate::graph::Graph;
 use crate::inference::{BackendRegistry, CachedBackend, start_backend};
-use crate::run::{Pipeline, PipelineOptions, RunContext, run_item};
+use crate::run::{ItemRecord, Pipeline, PipelineOptions, RunContext, run_item};
 
 /// Options from the command line.
 #[derive(Debug, Clone, Default)]
@@ -77,12 +78,28 @@ fn read_targets(path: &Path) -> Result<HashMap<String, String>, TrainError> {
     Ok(targets)
 }
 
-fn fingerprint(config: &TrainConfig) -> Result<String, TrainError> {
-    use sha2::Digest;
-    let mut text = std::fs::read(&config.path).map_err(|e| TrainError::file(&config.path, e))?;
-    // The seed may come from `--seed` rather than the file.
-    text.extend_from_slice(&config.seed.to_le_bytes());
-    Ok(hex::encode(sha2::Sha256::digest(&text))[..16].to_string())
+/// Refuses to resume from a checkpoint of another data set or starting
+/// model; warns when only the configuration changed.
+fn check_resumable(dir: &Path, state: &CheckpointState, now: &Fingerprint) -> Result<(), TrainError> {
+    for (what, then, now) in
+        [("data set", &state.data_hash, &now.data), ("starting model", &state.model_hash, &now.model)]
+    {
+        match then {
+            Some(then) if then != now => {
+                return Err(TrainError::Config(format!(
+                    "--resume refused: the {what} changed since {} was written (hash {then}, now {now}); \
+                     train into another --out, or restore the {what}",
+                    dir.display()
+                )));
+            }
+            Some(_) => {}
+            None => tracing::warn!("{} does not record the {what}'s hash; resuming without checking it", dir.display()),
+        }
+    }
+    if state.config_fingerprint != now.config {
+        tracing::warn!("the configuration or the seed changed since {} was written; resuming anyway", dir.display());
+    }
+    Ok(())
 }
 
 /// Runs `config` (see the module docs).
@@ -145,9 +162,13 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
         model = model.with_lora(lora, config.seed)?;
     }
     let tokenizer = Arc::new(ChatTokenizer::load(&config.model_dir)?);
-    let reference = (config.grpo.beta > 0.0 && config.stage != Stage::Sft)
-        .then(|| Decoder::load(&config.model_dir, DType::F32).map(|m| m.detached()))
-        .transpose()?;
+    // The KL term's reference: under LoRA the base weights with the adapters
+    // off (shared, no copy); in full fine-tuning a frozen copy of the start.
+    let reference = match (config.grpo.beta > 0.0 && config.stage != Stage::Sft, model.adapters_off()) {
+        (false, _) => None,
+        (true, Some(base)) => Some(base),
+        (true, None) => Some(Decoder::load(&config.model_dir, DType::F32)?.detached()),
+    };
     tracing::info!(
         trainable_parameters = model.parameter_count(),
         items = items.len(),
@@ -189,16 +210,11 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
     };
     let schedule = Schedule { warmup: config.optim.warmup, total, min_ratio: config.optim.min_lr_ratio };
     let mut optimizer = AdamW::new(settings, schedule, model.vars().len());
-    let fingerprint = fingerprint(config)?;
+    let fingerprint = Fingerprint::of(config)?;
     let mut start = 0;
     if let Some(dir) = existing {
         let state = checkpoint::load(&dir, &model, &mut optimizer)?;
-        if state.config_fingerprint != fingerprint {
-            tracing::warn!(
-                "the configuration or the seed changed since {} was written; resuming anyway",
-                dir.display()
-            );
-        }
+        check_resumable(&dir, &state, &fingerprint)?;
         start = state.step;
         tracing::info!(step = start, "resumed from {}", dir.display());
     }
@@ -223,9 +239,9 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
         let wanted = config.items_per_step();
         let draw_factor = if config.stage == Stage::Sft { 1 } else { config.grpo.dynamic_sampling };
         let candidates = step_candidates(items.len(), wanted, step, config.seed, draw_factor);
-        let (answering, runs) = match (&targets, config.stage.scheme()) {
-            (Some(targets), _) => (Answering::Targets(targets.clone()), 1),
-            (None, _) => (
+        let (answering, runs) = match &targets {
+            Some(targets) => (Answering::Targets(targets.clone()), 1),
+            None => (
                 Answering::Sample {
                     group: config.grpo.group,
                     settings: SampleSettings {
@@ -249,7 +265,7 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
                 break;
             }
             let item = Arc::new(items[index].clone());
-            let Some(group) = rollouts_for(&context, &policy, &item, runs, config, &scorer).await? else { continue };
+            let group = rollouts_for(&context, &policy, &item, runs, config, &scorer).await?;
             if draw_factor > 1 && !has_spread(&group) {
                 set_aside.push(group);
             } else {
@@ -278,7 +294,12 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
         span.pb_inc(1);
         let done = step + 1;
         if done % config.checkpoint_every == 0 || done == total {
-            let state = CheckpointState { step: done, config_fingerprint: fingerprint.clone() };
+            let state = CheckpointState {
+                step: done,
+                config_fingerprint: fingerprint.config.clone(),
+                data_hash: Some(fingerprint.data.clone()),
+                model_hash: Some(fingerprint.model.clone()),
+            };
             checkpoint::save(&checkpoints, &model, &optimizer, &state)?;
         }
     }
@@ -309,9 +330,27 @@ fn open_log(path: &Path, start: usize) -> Result<std::fs::File, TrainError> {
     std::fs::OpenOptions::new().append(true).open(path).map_err(|e| TrainError::file(path, e))
 }
 
+/// Why the trained node has no answer in `record`: its own error, with the
+/// first other node's that is not a skip (the root cause of a skip).
+fn failure(record: &ItemRecord, node: &str) -> String {
+    let own = record.nodes.get(node).and_then(|n| n.error.clone());
+    let root = record.nodes.iter().find_map(|(name, n)| {
+        n.error.as_ref().filter(|e| name != node && !e.starts_with("skipped")).map(|e| format!("node `{name}`: {e}"))
+    });
+    match (own, root) {
+        (Some(own), Some(root)) => format!("{own} ({root})"),
+        (Some(one), None) | (None, Some(one)) => one,
+        (None, None) => "it did not ask the model".into(),
+    }
+}
+
 /// Runs `item` through the pipeline `runs` times and pairs each answer the
-/// trained node got with the verdict its agent made of it. `None` when the
-/// item could not be rolled out (an upstream node failed): it is skipped.
+/// trained node got with the verdict its agent made of it. In a sampling
+/// step a first run captures the node's prompt and the group is drawn
+/// outside the pipeline (see [`super::rollout`]). A run whose trained node
+/// got no answer, or failed on the one it got, stops the step with the
+/// item and the reason: a reward of 0 for a failure would teach the policy
+/// about the failure, not about its answer.
 async fn rollouts_for(
     context: &RunContext,
     policy: &PolicyBackend,
@@ -319,51 +358,54 @@ async fn rollouts_for(
     runs: usize,
     config: &TrainConfig,
     scorer: &ReasonScorer,
-) -> Result<Option<Vec<ScoredRollout>>, TrainError> {
+) -> Result<Vec<ScoredRollout>, TrainError> {
+    let failed = |why: String| TrainError::Rollout(format!("item `{}`: node `{}`: {why}", item.item_id, config.node));
+    if config.stage != Stage::Sft {
+        let record = run_item(context.clone(), item.clone()).await;
+        policy.take_recorded();
+        if !policy.sample_captured(&item.item_id)? {
+            return Err(failed(format!("no prompt to sample for: {}", failure(&record, &config.node))));
+        }
+    }
     let truth = score::Truth {
         negative: item.truth.negative,
         reason_class: item.truth.reason_class,
         reason_text: item.truth.reason_text.as_deref(),
     };
     let mut group = Vec::with_capacity(runs);
-    for _ in 0..runs {
+    for run in 1..=runs {
         let record = run_item(context.clone(), item.clone()).await;
         let mut answers: Vec<Rollout> = policy.take_recorded();
-        let node = record.nodes.get(&config.node);
         let Some(rollout) = answers.pop() else {
-            let why = node.and_then(|n| n.error.clone()).unwrap_or_else(|| "it did not ask the model".into());
-            tracing::warn!(item = %item.item_id, "skipped: node `{}` got no answer ({why})", config.node);
-            return Ok(None);
+            return Err(failed(format!("run {run} of {runs} got no answer: {}", failure(&record, &config.node))));
         };
         if !answers.is_empty() {
-            return Err(TrainError::Rollout(format!(
-                "node `{}` asked the model {} times in one run; a trained agent must ask once per run",
-                config.node,
+            return Err(failed(format!(
+                "asked the model {} times in one run; a trained agent must ask once per run",
                 answers.len() + 1
             )));
         }
-        let verdict = node
-            .and_then(|n| n.output.as_ref())
-            .and_then(|o| o.get("verdict"))
-            .map(|v| serde_json::from_value::<Verdict>(v.clone()))
-            .transpose()
-            .map_err(|e| TrainError::Rollout(format!("node `{}`: its `verdict` is not a verdict: {e}", config.node)))?;
-        let parts = match (config.stage.scheme(), &verdict) {
-            (Some(scheme), Some(verdict)) => {
-                super::rewards::reward(&rollout.text, verdict, &truth, scheme, &config.rewards, scorer)
+        let node = record.nodes.get(&config.node).filter(|n| n.ok).ok_or_else(|| {
+            failed(format!("run {run} of {runs} failed on its answer: {}", failure(&record, &config.node)))
+        })?;
+        let parts = match config.stage.scheme() {
+            Some(scheme) => {
+                let verdict = node
+                    .output
+                    .as_ref()
+                    .and_then(|o| o.get("verdict"))
+                    .ok_or_else(|| {
+                        failed("its output has no `verdict`: only agents that output a verdict can be trained with rewards".into())
+                    })
+                    .and_then(|v| {
+                        serde_json::from_value::<Verdict>(v.clone())
+                            .map_err(|e| failed(format!("its `verdict` is not a verdict: {e}")))
+                    })?;
+                super::rewards::reward(&rollout.text, &verdict, &truth, scheme, &config.rewards, scorer)
             }
-            (Some(_), None) => {
-                if node.is_some_and(|n| n.ok) {
-                    return Err(TrainError::Rollout(format!(
-                        "node `{}`'s output has no `verdict`: only agents that output a verdict can be trained with rewards",
-                        config.node
-                    )));
-                }
-                Default::default()
-            }
-            (None, _) => Default::default(),
+            None => Default::default(),
         };
         group.push(ScoredRollout { rollout, parts });
     }
-    Ok(Some(group))
+    Ok(group)
 }
