@@ -312,6 +312,20 @@ fn gradient_checkpointing_trains_the_same_steps() {
 }
 
 #[test]
+fn a_cuda_device_trains_on_a_cuda_build_and_is_refused_with_the_way_to_one_elsewhere() {
+    let ws = Workspace::new();
+    let (graph, data) = setup(&ws);
+    let cfg = config(&ws, "gpu", &graph, &data, "stage = \"sft\"\nsteps = 1\ndevice = \"cuda\"\n");
+    let output = ws.enf(&["train", cfg.to_str().unwrap()]);
+    let said = text(&output);
+    if output.status.success() {
+        assert_eq!(log_lines(&ws.path("out-gpu/train-log.jsonl")).len(), 1, "{said}");
+    } else {
+        assert!(said.contains("device = \"cuda:0\"") && said.contains("ENF_FEATURES=cuda .ci/setup"), "{said}");
+    }
+}
+
+#[test]
 fn a_bad_config_is_refused_with_its_lines() {
     let ws = Workspace::new();
     let cfg = ws.write(
@@ -331,6 +345,9 @@ fn a_bad_config_is_refused_with_its_lines() {
     ] {
         assert!(message.contains(expected), "missing `{expected}` in:\n{message}");
     }
+    let tpu = ws.write("tpu.toml", "[train]\ngraph = \"g\"\nnode = \"n\"\ndata = \"d\"\nout = \"o\"\nstage = \"sft\"\nsteps = 1\ndevice = \"tpu\"\n[model]\ndir = \"m\"\n");
+    let message = text(&ws.enf(&["train", tpu.to_str().unwrap()]));
+    assert!(message.contains("tpu.toml:8: device `tpu` is not known"), "{message}");
     let unknown = ws.write("typo.toml", "[train]\ngraph = \"g\"\nnode = \"n\"\ndata = \"d\"\nout = \"o\"\nstage = \"sft\"\nstep = 3\n[model]\ndir = \"m\"\n");
     let message = text(&ws.enf(&["train", unknown.to_str().unwrap()]));
     assert!(message.contains("typo.toml: line 7") && message.contains("step"), "{message}");

@@ -145,7 +145,8 @@ pub fn load(dir: &Path, model: &Decoder, optimizer: &mut AdamW) -> Result<Checkp
         .map_err(|e| TrainError::file(&weights, e))?;
     for (name, var) in model.vars() {
         let tensor = tensors.get(name).ok_or_else(|| TrainError::file(&weights, format!("no tensor `{name}`")))?;
-        var.set(&tensor.to_dtype(var.dtype())?).map_err(|e| TrainError::file(&weights, format!("`{name}`: {e}")))?;
+        var.set(&tensor.to_dtype(var.dtype())?.to_device(var.device())?)
+            .map_err(|e| TrainError::file(&weights, format!("`{name}`: {e}")))?;
     }
     let moments = dir.join("optimizer.safetensors");
     let tensors = candle_core::safetensors::load(&moments, &candle_core::Device::Cpu)

@@ -43,7 +43,7 @@ impl Decoder {
         prompt: &[u32],
         completions: &[&[u32]],
     ) -> Result<CheckpointedGroup<'_>, TrainError> {
-        let inputs = GroupInputs::new(prompt, completions)?;
+        let inputs = GroupInputs::new(prompt, completions, self.device())?;
         let prompt_pass = self.pass(inputs.prompt_len, 0, None)?;
         let completion_pass = match &inputs.completions {
             Some((ids, valid)) => Some(self.pass(ids.dim(1)?, inputs.prompt_len, Some(valid))?),

@@ -72,6 +72,8 @@ struct RawTrain {
     checkpoint_every: Option<usize>,
     #[serde(default)]
     gradient_checkpointing: bool,
+    #[serde(default)]
+    device: Option<Spanned<String>>,
 }
 
 fn one() -> usize {
@@ -167,6 +169,49 @@ impl Default for Grpo {
     }
 }
 
+/// Where training runs (`[train] device`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrainDevice {
+    /// The CPU (the default).
+    #[default]
+    Cpu,
+    /// CUDA GPU number N (`"cuda"` is `"cuda:0"`).
+    Cuda(usize),
+}
+
+impl TrainDevice {
+    /// Reads `"cpu"`, `"cuda"` or `"cuda:N"`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "cpu" => Some(Self::Cpu),
+            "cuda" => Some(Self::Cuda(0)),
+            other => other.strip_prefix("cuda:")?.parse().ok().map(Self::Cuda),
+        }
+    }
+
+    /// The candle device; a CUDA device on a build without CUDA is refused
+    /// with how to get one.
+    pub fn open(self) -> Result<candle_core::Device, TrainError> {
+        match self {
+            Self::Cpu => Ok(candle_core::Device::Cpu),
+            Self::Cuda(n) => candle_core::Device::new_cuda(n).map_err(|e| {
+                TrainError::Config(format!(
+                    "[train] device = \"cuda:{n}\": {e} (CUDA training needs a build made with `ENF_FEATURES=cuda .ci/setup` and a GPU)"
+                ))
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for TrainDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
 /// A checked training configuration.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
@@ -201,6 +246,8 @@ pub struct TrainConfig {
     /// Recompute each decoder layer in the backward pass instead of keeping
     /// its activations: less memory, a second forward pass of compute.
     pub gradient_checkpointing: bool,
+    /// Where the trained model, its rollouts and its update run.
+    pub device: TrainDevice,
     /// The Hugging Face model directory training starts from.
     pub model_dir: PathBuf,
     /// Low-rank adapters instead of full fine-tuning.
@@ -306,6 +353,17 @@ impl TrainConfig {
         check(raw.grpo.beta >= 0.0, "beta", "must be 0 or more");
         check(raw.grpo.dynamic_sampling >= 1, "dynamic_sampling", "must be at least 1 (1: off)");
         check(t.checkpoint_every != Some(0), "checkpoint_every", "must be at least 1");
+        let device = match &t.device {
+            None => TrainDevice::Cpu,
+            Some(spanned) => TrainDevice::parse(spanned.get_ref()).unwrap_or_else(|| {
+                problems.at(
+                    Some(spanned.span().start),
+                    None,
+                    format!("device `{}` is not known (\"cpu\", \"cuda\" or \"cuda:N\")", spanned.get_ref()),
+                );
+                TrainDevice::Cpu
+            }),
+        };
         let sft_targets = data.join(&t.sft_targets);
         if t.stage == Stage::Sft && data.is_dir() && !sft_targets.is_file() {
             problems.at(
@@ -337,6 +395,7 @@ impl TrainConfig {
             limit: t.limit,
             checkpoint_every: t.checkpoint_every.unwrap_or(10),
             gradient_checkpointing: t.gradient_checkpointing,
+            device,
             model_dir,
             lora,
             optim: raw.optim,

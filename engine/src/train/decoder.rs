@@ -132,11 +132,18 @@ fn rotate_half(x: &Tensor) -> candle_core::Result<Tensor> {
 
 impl Decoder {
     /// Loads `dir` (config.json + *.safetensors) with every weight trainable,
-    /// in `dtype` (F32 for training; F64 for numerical checks).
+    /// in `dtype` (F32 for training; F64 for numerical checks), on the CPU.
     pub fn load(dir: &Path, dtype: DType) -> Result<Self, TrainError> {
+        Self::load_on(dir, dtype, &Device::Cpu)
+    }
+
+    /// [`Decoder::load`] onto `device`: the decoder's weights and every
+    /// tensor it makes live there (a vision tower's weights, only written
+    /// back, stay on the CPU).
+    pub fn load_on(dir: &Path, dtype: DType, device: &Device) -> Result<Self, TrainError> {
         let config = DecoderConfig::load(dir)?;
         let tensors = load_safetensors(dir)?;
-        Self::from_tensors(config, tensors, dtype, &dir.display().to_string())
+        Self::from_tensors(config, tensors, dtype, device, &dir.display().to_string())
     }
 
     /// Builds the model from named tensors (Hugging Face names); every weight
@@ -145,6 +152,7 @@ impl Decoder {
         config: DecoderConfig,
         mut tensors: HashMap<String, Tensor>,
         dtype: DType,
+        device: &Device,
         source: &str,
     ) -> Result<Self, TrainError> {
         let mut vars = Vec::new();
@@ -152,7 +160,11 @@ impl Decoder {
         for (name, shape) in config.weight_shapes() {
             match tensors.remove(&name) {
                 Some(t) if t.dims() == shape.as_slice() => {
-                    let var = t.to_dtype(dtype).and_then(|t| Var::from_tensor(&t)).map_err(TrainError::candle)?;
+                    let var = t
+                        .to_dtype(dtype)
+                        .and_then(|t| t.to_device(device))
+                        .and_then(|t| Var::from_tensor(&t))
+                        .map_err(TrainError::candle)?;
                     vars.push((name, var));
                 }
                 Some(t) => problems.push(format!("`{name}` has shape {:?}, expected {shape:?}", t.dims())),
@@ -258,6 +270,11 @@ impl Decoder {
         self.dtype
     }
 
+    /// Where the weights live (and every tensor the decoder makes).
+    pub fn device(&self) -> &Device {
+        self.embed.device()
+    }
+
     /// Parameters in the model.
     pub fn parameter_count(&self) -> usize {
         self.vars.iter().map(|(_, v)| v.elem_count()).sum()
@@ -310,7 +327,7 @@ impl Decoder {
             angles.extend_from_slice(&row);
             angles.extend_from_slice(&row);
         }
-        let angles = Tensor::from_vec(angles, (len, dim), &Device::Cpu)?;
+        let angles = Tensor::from_vec(angles, (len, dim), self.device())?;
         Ok((angles.cos()?.to_dtype(self.dtype)?, angles.sin()?.to_dtype(self.dtype)?))
     }
 
@@ -320,7 +337,7 @@ impl Decoder {
     fn mask(&self, lq: usize, t: usize, offset: usize, key_valid: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let causal: Vec<f64> =
             (0..lq).flat_map(|i| (0..t).map(move |j| if j <= offset + i { 0.0 } else { MASKED })).collect();
-        let causal = Tensor::from_vec(causal, (1, 1, 1, lq, t), &Device::Cpu)?.to_dtype(self.dtype)?;
+        let causal = Tensor::from_vec(causal, (1, 1, 1, lq, t), self.device())?.to_dtype(self.dtype)?;
         match key_valid {
             None => Ok(causal),
             Some(valid) => {

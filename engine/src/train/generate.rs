@@ -11,7 +11,7 @@
 //! while the ratio compares the full ones, a bias that grows with the mass
 //! cut off.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use rand::Rng;
 use rand::rngs::StdRng;
 
@@ -116,7 +116,7 @@ pub fn sample_group(
     let eos = &model.config.eos_tokens;
     let temperature = if settings.temperature > 0.0 { settings.temperature } else { 1.0 };
     let mut cache = KvCache::default();
-    let first = model.step(&Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?, &mut cache)?;
+    let first = model.step(&Tensor::new(prompt, model.device())?.unsqueeze(0)?, &mut cache)?;
     let mut cache = cache.repeat_batch_preallocated(count, prompt.len() + settings.max_tokens)?;
     let mut logits: Vec<Vec<f32>> = vec![first.to_dtype(DType::F32)?.squeeze(0)?.to_vec1::<f32>()?; count];
     for _ in 0..settings.max_tokens {
@@ -138,7 +138,7 @@ pub fn sample_group(
         if samples.iter().all(|s| s.finished) || samples.iter().all(|s| s.tokens.len() >= settings.max_tokens) {
             break;
         }
-        let step = model.step(&Tensor::new(next.as_slice(), &Device::Cpu)?.unsqueeze(1)?, &mut cache)?;
+        let step = model.step(&Tensor::new(next.as_slice(), model.device())?.unsqueeze(1)?, &mut cache)?;
         logits = step.to_dtype(DType::F32)?.to_vec2::<f32>()?;
     }
     Ok(samples)

@@ -32,6 +32,7 @@ fn config(steps: usize) -> TrainConfig {
         limit: None,
         checkpoint_every: 10,
         gradient_checkpointing: false,
+        device: super::config::TrainDevice::Cpu,
         model_dir: "toy-model".into(),
         lora: None,
         optim: Optim { lr: 2e-2, warmup: 2, min_lr_ratio: 1.0, weight_decay: 0.0, max_grad_norm: 1.0 },

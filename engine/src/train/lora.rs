@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 
 use super::TrainError;
 use super::decoder::Decoder;
@@ -64,8 +64,8 @@ impl Decoder {
                 let (out, input) = lookup[&format!("{prefix}.weight")].dims2()?;
                 let bound = 1.0 / (input as f64).sqrt();
                 let a: Vec<f64> = (0..settings.rank * input).map(|_| rng.random_range(-bound..bound)).collect();
-                let a = Tensor::from_vec(a, (settings.rank, input), &Device::Cpu)?.to_dtype(self.dtype)?;
-                let b = Tensor::zeros((out, settings.rank), self.dtype, &Device::Cpu)?;
+                let a = Tensor::from_vec(a, (settings.rank, input), self.device())?.to_dtype(self.dtype)?;
+                let b = Tensor::zeros((out, settings.rank), self.dtype, self.device())?;
                 for (name, tensor) in [(format!("{prefix}.lora_A.weight"), a), (format!("{prefix}.lora_B.weight"), b)] {
                     let var = Var::from_tensor(&tensor)?;
                     lookup.insert(name.clone(), var.as_tensor().clone());

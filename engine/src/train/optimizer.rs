@@ -206,7 +206,9 @@ impl AdamW {
                 Some(count) => count.flatten_all()?.to_vec1::<u32>()?.first().copied().unwrap_or(0),
                 None => u32::try_from(step).unwrap_or(u32::MAX),
             };
-            *moments = Some(Moments { m: m.to_dtype(var.dtype())?, v: v.to_dtype(var.dtype())?, updates });
+            let (m, v) =
+                (m.to_dtype(var.dtype())?.to_device(var.device())?, v.to_dtype(var.dtype())?.to_device(var.device())?);
+            *moments = Some(Moments { m, v, updates });
         }
         Ok(())
     }

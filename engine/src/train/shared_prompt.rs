@@ -26,14 +26,14 @@ pub(super) struct GroupInputs {
 
 impl GroupInputs {
     /// The inputs for `completions` of `prompt`.
-    pub fn new(prompt: &[u32], completions: &[&[u32]]) -> candle_core::Result<Self> {
+    pub fn new(prompt: &[u32], completions: &[&[u32]], device: &Device) -> candle_core::Result<Self> {
         let g = completions.len();
         let c = completions.iter().map(|t| t.len()).max().unwrap_or(0);
         if prompt.is_empty() || g == 0 || c == 0 {
             candle_core::bail!("a group needs a prompt and at least one non-empty completion");
         }
         let p = prompt.len();
-        let prompt_ids = Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?;
+        let prompt_ids = Tensor::new(prompt, device)?.unsqueeze(0)?;
         if c == 1 {
             return Ok(Self { prompt: prompt_ids, completions: None, prompt_len: p, group: g });
         }
@@ -48,8 +48,8 @@ impl GroupInputs {
                 }
             }
         }
-        let ids = Tensor::from_vec(ids, (g, inputs), &Device::Cpu)?;
-        let valid = Tensor::from_vec(valid, (g, p + inputs), &Device::Cpu)?;
+        let ids = Tensor::from_vec(ids, (g, inputs), device)?;
+        let valid = Tensor::from_vec(valid, (g, p + inputs), device)?;
         Ok(Self { prompt: prompt_ids, completions: Some((ids, valid)), prompt_len: p, group: g })
     }
 }
@@ -60,7 +60,7 @@ impl Decoder {
     /// (position 0 is the prompt's last state). `C` is the longest
     /// completion; positions past a completion's end are padding.
     pub fn group_hidden(&self, prompt: &[u32], completions: &[&[u32]]) -> candle_core::Result<Tensor> {
-        let inputs = GroupInputs::new(prompt, completions)?;
+        let inputs = GroupInputs::new(prompt, completions, self.device())?;
         let (p, g) = (inputs.prompt_len, inputs.group);
         let mut cache = KvCache::default();
         let prompt_hidden = self.run_layers(&inputs.prompt, 0, None, Some(&mut cache))?;

@@ -157,7 +157,8 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
         .map(|m| m.manifest.clone())
         .ok_or_else(|| TrainError::Config(format!("model alias `{alias}` is not declared")))?;
 
-    let mut model = Decoder::load(&config.model_dir, DType::F32)?;
+    let device = config.device.open()?;
+    let mut model = Decoder::load_on(&config.model_dir, DType::F32, &device)?;
     if let Some(lora) = &config.lora {
         model = model.with_lora(lora, config.seed)?;
     }
@@ -167,11 +168,12 @@ pub async fn train(config: &TrainConfig, options: &TrainOptions) -> Result<Train
     let reference = match (config.grpo.beta > 0.0 && config.stage != Stage::Sft, model.adapters_off()) {
         (false, _) => None,
         (true, Some(base)) => Some(base),
-        (true, None) => Some(Decoder::load(&config.model_dir, DType::F32)?.detached()),
+        (true, None) => Some(Decoder::load_on(&config.model_dir, DType::F32, &device)?.detached()),
     };
     tracing::info!(
         trainable_parameters = model.parameter_count(),
         items = items.len(),
+        device = %config.device,
         "training node `{}` of {} ({:?})",
         node.name,
         config.graph.display(),
