@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::Args;
 use enf::train::config::{Grpo, Stage};
 use enf::train::generate::{SampleSettings, sample_group};
+use enf::train::lora::{LORA_MODULES, LoraSettings};
 use enf::train::optimizer::{AdamW, AdamWSettings, Schedule};
 use enf::train::rewards::RewardParts;
 use enf::train::rollout::Rollout;
@@ -37,6 +38,10 @@ pub struct TrainBenchArgs {
     /// Timed steps (after one warm-up step).
     #[arg(long, default_value_t = 3)]
     steps: usize,
+    /// Train LoRA adapters of this rank on every linear layer instead of
+    /// every weight (`fine_tuning = "lora"`, α = 2 × rank).
+    #[arg(long, value_name = "RANK")]
+    lora_rank: Option<usize>,
     /// Recompute each decoder layer in the backward pass (`[train] gradient_checkpointing`).
     #[arg(long)]
     gradient_checkpointing: bool,
@@ -50,7 +55,11 @@ pub struct TrainBenchArgs {
 
 /// Runs `enf bench train`.
 pub fn run(args: TrainBenchArgs) -> anyhow::Result<ExitCode> {
-    let model = Decoder::load(&args.model, candle_core::DType::F32)?;
+    let mut model = Decoder::load(&args.model, candle_core::DType::F32)?;
+    if let Some(rank) = args.lora_rank {
+        let targets = LORA_MODULES.iter().map(|(module, _)| (*module).to_string()).collect();
+        model = model.with_lora(&LoraSettings { rank, alpha: 2.0 * rank as f64, targets }, 0)?;
+    }
     let generator = model.detached();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let prompt: Vec<u32> = (0..args.prompt_tokens).map(|_| rng.random_range(100..model.config.vocab as u32)).collect();
@@ -67,7 +76,7 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<ExitCode> {
         AdamW::new(AdamWSettings { lr: 1e-6, ..AdamWSettings::default() }, schedule, model.vars().len());
     let (mut generation, mut forward_backward, mut optim, mut total) = (0.0, 0.0, 0.0, 0.0);
     println!(
-        "GRPO step: 1 prompt × {} tokens, G = {}, {} completion tokens each, {} parameters",
+        "GRPO step: 1 prompt × {} tokens, G = {}, {} completion tokens each, {} trainable parameters",
         args.prompt_tokens,
         args.group,
         args.completion_tokens,
@@ -118,6 +127,7 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<ExitCode> {
         "optimizer_s": optim / n,
         "step_s": total / n,
         "gradient_checkpointing": args.gradient_checkpointing,
+        "lora_rank": args.lora_rank,
         "peak_memory_bytes": super::peak_memory_bytes(),
     });
     println!(

@@ -170,6 +170,20 @@ fn lora_trains_only_its_adapters_and_merges_into_the_export() {
         Schedule { warmup: 0, total: 10, min_ratio: 1.0 },
         model.vars().len(),
     );
+    // Frozen weights never hold a gradient: nothing in the store is shaped
+    // like a frozen weight (or its transpose, the product's input).
+    let store = batch_logprob(&model).neg().unwrap().backward().unwrap();
+    let frozen: Vec<Vec<usize>> = model
+        .weights
+        .iter()
+        .filter(|(_, w)| w.rank() == 2)
+        .flat_map(|(_, w)| [w.dims().to_vec(), w.t().unwrap().dims().to_vec()])
+        .collect();
+    for id in store.get_ids() {
+        let grad = store.get_id(*id).unwrap();
+        assert!(!frozen.contains(&grad.dims().to_vec()), "a gradient shaped {:?} like a frozen weight", grad.dims());
+    }
+    drop(store);
     for _ in 0..2 {
         let mut grads = Accumulated::default();
         grads.add(model.vars(), batch_logprob(&model).neg().unwrap().backward().unwrap()).unwrap();
