@@ -67,6 +67,22 @@ pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TrainErr
     Ok(())
 }
 
+/// Replaces `path` with what `write` writes to `PATH.tmp` beside it, the
+/// same way: synced before the rename, the directory after it.
+pub(super) fn write_file_atomically(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), TrainError>,
+) -> Result<(), TrainError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    write(&tmp)?;
+    sync_file(&tmp)?;
+    std::fs::rename(&tmp, path).map_err(|e| TrainError::file(path, e))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")));
+    Ok(())
+}
+
 /// Writes a checkpoint of `model` and `optimizer` into `root` (see the module docs).
 pub fn save(root: &Path, model: &Decoder, optimizer: &AdamW, state: &CheckpointState) -> Result<PathBuf, TrainError> {
     std::fs::create_dir_all(root).map_err(|e| TrainError::file(root, e))?;

@@ -17,17 +17,14 @@
 use candle_core::{Tensor, Var};
 
 use super::TrainError;
-use super::decoder::{Decoder, Pass};
-use super::kv_cache::LayerKv;
+use super::decoder::Decoder;
 use super::optimizer::Accumulated;
-use super::shared_prompt::GroupInputs;
+use super::shared_prompt::GroupPass;
 
 /// One group's checkpointed forward pass, waiting for its loss.
 pub struct CheckpointedGroup<'m> {
     model: &'m Decoder,
-    inputs: GroupInputs,
-    prompt_pass: Pass,
-    completion_pass: Option<Pass>,
+    pass: GroupPass,
     /// Each layer's input (prompt, completions), detached.
     saved: Vec<(Tensor, Option<Tensor>)>,
     /// The last layer's outputs, leaves of the loss's graph.
@@ -43,58 +40,18 @@ impl Decoder {
         prompt: &[u32],
         completions: &[&[u32]],
     ) -> Result<CheckpointedGroup<'_>, TrainError> {
-        let inputs = GroupInputs::new(prompt, completions, self.device())?;
-        let prompt_pass = self.pass(inputs.prompt_len, 0, None)?;
-        let completion_pass = match &inputs.completions {
-            Some((ids, valid)) => Some(self.pass(ids.dim(1)?, inputs.prompt_len, Some(valid))?),
-            None => None,
-        };
-        let mut prompt_x = self.embed_ids(&inputs.prompt)?.detach();
-        let mut completion_x = match &inputs.completions {
-            Some((ids, _)) => Some(self.embed_ids(ids)?.detach()),
-            None => None,
-        };
+        let pass = GroupPass::new(self, prompt, completions)?;
+        let (prompt_x, completion_x) = pass.embed(self)?;
+        let (mut prompt_x, mut completion_x) = (prompt_x.detach(), completion_x.map(|c| c.detach()));
         let mut saved = Vec::with_capacity(self.config.layers);
         for index in 0..self.config.layers {
-            let (p, c) = layer_pair(
-                self,
-                index,
-                &prompt_x,
-                completion_x.as_ref(),
-                &prompt_pass,
-                completion_pass.as_ref(),
-                inputs.group,
-            )?;
+            let (p, c) = pass.layer(self, index, &prompt_x, completion_x.as_ref())?;
             saved.push((prompt_x, completion_x));
             (prompt_x, completion_x) = (p.detach(), c.map(|c| c.detach()));
         }
         let top = (Var::from_tensor(&prompt_x)?, completion_x.as_ref().map(Var::from_tensor).transpose()?);
-        Ok(CheckpointedGroup { model: self, inputs, prompt_pass, completion_pass, saved, top })
+        Ok(CheckpointedGroup { model: self, pass, saved, top })
     }
-}
-
-/// Layer `index` on the prompt (into a fresh key/value slot), then on the
-/// completions after the prompt's keys and values repeated `group` times.
-fn layer_pair(
-    model: &Decoder,
-    index: usize,
-    prompt: &Tensor,
-    completions: Option<&Tensor>,
-    prompt_pass: &Pass,
-    completion_pass: Option<&Pass>,
-    group: usize,
-) -> candle_core::Result<(Tensor, Option<Tensor>)> {
-    let mut slot = None;
-    let prompt_out = model.layer_forward(index, prompt, prompt_pass, Some(&mut slot))?;
-    let (Some(x), Some(pass)) = (completions, completion_pass) else { return Ok((prompt_out, None)) };
-    let mut repeated = match slot {
-        Some(LayerKv::Grown { k, v }) => {
-            Some(LayerKv::Grown { k: k.repeat((group, 1, 1, 1))?, v: v.repeat((group, 1, 1, 1))? })
-        }
-        _ => candle_core::bail!("layer {index}: the prompt left no keys and values"),
-    };
-    let completion_out = model.layer_forward(index, x, pass, Some(&mut repeated))?;
-    Ok((prompt_out, Some(completion_out)))
 }
 
 /// `Σ y·g` over the pairs that have a gradient: its gradient with respect
@@ -117,13 +74,7 @@ impl CheckpointedGroup<'_> {
     /// Hidden states `[G, C, hidden]`, as [`Decoder::group_hidden`] returns
     /// them, computed from the last layer's leaves.
     pub fn hidden(&self) -> candle_core::Result<Tensor> {
-        let (p, g) = (self.inputs.prompt_len, self.inputs.group);
-        let prompt = self.model.final_norm(self.top.0.as_tensor())?;
-        let last = prompt.narrow(1, p - 1, 1)?.repeat((g, 1, 1))?;
-        match &self.top.1 {
-            Some(completions) => Tensor::cat(&[&last, &self.model.final_norm(completions.as_tensor())?], 1),
-            None => Ok(last),
-        }
+        self.pass.hidden(self.model, self.top.0.as_tensor(), self.top.1.as_ref().map(Var::as_tensor))
     }
 
     /// Back-propagates `loss` (computed from [`Self::hidden`]) through the
@@ -138,14 +89,11 @@ impl CheckpointedGroup<'_> {
         for (index, (prompt_x, completion_x)) in self.saved.iter().enumerate().rev() {
             let prompt_leaf = Var::from_tensor(prompt_x)?;
             let completion_leaf = completion_x.as_ref().map(Var::from_tensor).transpose()?;
-            let (prompt_y, completion_y) = layer_pair(
+            let (prompt_y, completion_y) = self.pass.layer(
                 self.model,
                 index,
                 prompt_leaf.as_tensor(),
                 completion_leaf.as_ref().map(Var::as_tensor),
-                &self.prompt_pass,
-                self.completion_pass.as_ref(),
-                self.inputs.group,
             )?;
             let Some(total) = surrogate([
                 (Some(&prompt_y), prompt_grad.as_ref()),
@@ -159,11 +107,7 @@ impl CheckpointedGroup<'_> {
             completion_grad = completion_leaf.as_ref().and_then(|v| store.get(v.as_tensor()).cloned());
             grads.add(vars, store)?;
         }
-        let prompt_embedded = self.model.embed_ids(&self.inputs.prompt)?;
-        let completion_embedded = match &self.inputs.completions {
-            Some((ids, _)) => Some(self.model.embed_ids(ids)?),
-            None => None,
-        };
+        let (prompt_embedded, completion_embedded) = self.pass.embed(self.model)?;
         if let Some(total) = surrogate([
             (Some(&prompt_embedded), prompt_grad.as_ref()),
             (completion_embedded.as_ref(), completion_grad.as_ref()),

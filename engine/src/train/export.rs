@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use super::TrainError;
-use super::checkpoint::{sync_dir, sync_file, write_atomically};
+use super::checkpoint::{write_atomically, write_file_atomically};
 use super::decoder::Decoder;
 
 /// Files copied from the base model directory beside the trained weights.
@@ -58,13 +58,8 @@ pub fn export(
         }
     }
     let weights = model_dir.join("model.safetensors");
-    let tmp = model_dir.join("model.safetensors.tmp");
-    model.save(&tmp)?;
-    // Synced before the rename and the directory after it: a crash leaves the
-    // old weights or the new ones, never a name pointing at unwritten data.
-    sync_file(&tmp)?;
-    std::fs::rename(&tmp, &weights).map_err(|e| TrainError::file(&weights, e))?;
-    sync_dir(&model_dir);
+    // A crash leaves the old weights or the new ones, never a name pointing at unwritten data.
+    write_file_atomically(&weights, |tmp| model.save(tmp))?;
     let adapter_dir = out.join("adapter");
     let adapter = model.save_peft_adapter(&adapter_dir, base_dir)?.then_some(adapter_dir);
 

@@ -19,6 +19,14 @@ pub(super) enum LayerKv {
     Buffer { k_t: Tensor, v: Tensor, len: usize },
 }
 
+impl LayerKv {
+    /// Grown keys and values `k`, `v` repeated `times` along the batch (one
+    /// prompt's, for a group of completions), still differentiable.
+    pub(super) fn grown_repeated(k: &Tensor, v: &Tensor, times: usize) -> Result<LayerKv> {
+        Ok(LayerKv::Grown { k: k.repeat((times, 1, 1, 1))?, v: v.repeat((times, 1, 1, 1))? })
+    }
+}
+
 /// Keys and values of the positions seen so far, per layer.
 #[derive(Default)]
 pub struct KvCache {
@@ -45,12 +53,6 @@ impl KvCache {
         if self.layers.len() != layers {
             self.layers = (0..layers).map(|_| None).collect();
         }
-    }
-
-    /// The same cache repeated `times` along the batch (one prompt, a group
-    /// of completions), still differentiable.
-    pub fn repeat_batch(&self, times: usize) -> Result<KvCache> {
-        self.map_grown(|k, v| Ok(LayerKv::Grown { k: k.repeat((times, 1, 1, 1))?, v: v.repeat((times, 1, 1, 1))? }))
     }
 
     /// The same cache repeated `times` along the batch into preallocated
@@ -126,7 +128,7 @@ mod tests {
         let mut grown = KvCache::default();
         grown.ensure_layers(1);
         append(&mut grown.layers[0], random((1, heads, 3, dim), 0.1), random((1, heads, 3, dim), 0.2)).unwrap();
-        let mut reference = grown.repeat_batch(2).unwrap();
+        let mut reference = grown.map_grown(|k, v| LayerKv::grown_repeated(k, v, 2)).unwrap();
         let mut buffer = grown.repeat_batch_preallocated(2, 6).unwrap();
         assert_eq!(buffer.len(), 3);
         for step in 0..3 {

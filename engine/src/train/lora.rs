@@ -122,11 +122,9 @@ impl Decoder {
             .map(|(name, var)| Ok((format!("base_model.model.{name}"), var.as_detached_tensor().to_dtype(DType::F32)?)))
             .collect::<candle_core::Result<_>>()?;
         let weights = dir.join("adapter_model.safetensors");
-        let tmp = dir.join("adapter_model.safetensors.tmp");
-        candle_core::safetensors::save(&tensors, &tmp).map_err(|e| TrainError::file(&tmp, e))?;
-        super::checkpoint::sync_file(&tmp)?;
-        std::fs::rename(&tmp, &weights).map_err(|e| TrainError::file(&weights, e))?;
-        super::checkpoint::sync_dir(dir);
+        super::checkpoint::write_file_atomically(&weights, |tmp| {
+            candle_core::safetensors::save(&tensors, tmp).map_err(|e| TrainError::file(tmp, e))
+        })?;
         Ok(true)
     }
 

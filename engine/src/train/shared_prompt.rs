@@ -1,14 +1,15 @@
-//! The forward pass of one rollout group: G completions of one prompt. The
-//! prompt runs once (batch 1) into a KV cache, which is repeated for the G
-//! completions; the completions then run as one right-padded batch after
-//! it. The repeat is differentiable (its backward sums the G gradients), so
+//! The forward pass of one rollout group: G completions of one prompt. In
+//! each layer the prompt runs once (batch 1), its keys and values are
+//! repeated for the G completions, and the completions then run as one
+//! right-padded batch after it. The repeat is differentiable (its backward sums the G gradients), so
 //! this is exactly the per-sequence forward and backward — without
 //! recomputing the prompt G times, which is most of the cost when prompts
 //! are long and completions short (the agents' case).
 
 use candle_core::{Device, Tensor};
 
-use super::decoder::{Decoder, KvCache};
+use super::decoder::{Decoder, Pass};
+use super::kv_cache::LayerKv;
 
 /// The token inputs of one group's forward pass.
 pub(super) struct GroupInputs {
@@ -54,21 +55,87 @@ impl GroupInputs {
     }
 }
 
+/// A group's inputs with what every layer of its two passes shares: the
+/// prompt's pass, and the completions' after it. Both the plain forward
+/// pass ([`Decoder::group_hidden`]) and the checkpointed one
+/// (`checkpointing`) run a group layer by layer through it.
+pub(super) struct GroupPass {
+    /// The token inputs.
+    pub inputs: GroupInputs,
+    prompt: Pass,
+    completions: Option<Pass>,
+}
+
+impl GroupPass {
+    /// The passes of `model` over `completions` of `prompt`.
+    pub fn new(model: &Decoder, prompt: &[u32], completions: &[&[u32]]) -> candle_core::Result<Self> {
+        let inputs = GroupInputs::new(prompt, completions, model.device())?;
+        let prompt = model.pass(inputs.prompt_len, 0, None)?;
+        let completions = match &inputs.completions {
+            Some((ids, valid)) => Some(model.pass(ids.dim(1)?, inputs.prompt_len, Some(valid))?),
+            None => None,
+        };
+        Ok(Self { inputs, prompt, completions })
+    }
+
+    /// Token embeddings of the prompt and the completions.
+    pub fn embed(&self, model: &Decoder) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+        let completions = match &self.inputs.completions {
+            Some((ids, _)) => Some(model.embed_ids(ids)?),
+            None => None,
+        };
+        Ok((model.embed_ids(&self.inputs.prompt)?, completions))
+    }
+
+    /// Layer `index` on the prompt (into a fresh key/value slot), then on
+    /// the completions after the prompt's keys and values repeated G times.
+    pub fn layer(
+        &self,
+        model: &Decoder,
+        index: usize,
+        prompt: &Tensor,
+        completions: Option<&Tensor>,
+    ) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+        let mut slot = None;
+        let prompt_out = model.layer_forward(index, prompt, &self.prompt, Some(&mut slot))?;
+        let (Some(x), Some(pass)) = (completions, &self.completions) else { return Ok((prompt_out, None)) };
+        let Some(LayerKv::Grown { k, v }) = &slot else {
+            candle_core::bail!("layer {index}: the prompt left no keys and values")
+        };
+        let mut repeated = Some(LayerKv::grown_repeated(k, v, self.inputs.group)?);
+        let completion_out = model.layer_forward(index, x, pass, Some(&mut repeated))?;
+        Ok((prompt_out, Some(completion_out)))
+    }
+
+    /// Hidden states `[G, C, hidden]` (see [`Decoder::group_hidden`]) from
+    /// the last layer's outputs.
+    pub fn hidden(
+        &self,
+        model: &Decoder,
+        prompt: &Tensor,
+        completions: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        let (p, g) = (self.inputs.prompt_len, self.inputs.group);
+        let last = model.final_norm(prompt)?.narrow(1, p - 1, 1)?.repeat((g, 1, 1))?;
+        match completions {
+            Some(completions) => Tensor::cat(&[&last, &model.final_norm(completions)?], 1),
+            None => Ok(last),
+        }
+    }
+}
+
 impl Decoder {
     /// Hidden states `[G, C, hidden]` for `completions` of `prompt`, where
     /// row `g`, position `k` is the state that predicts completion token `k`
     /// (position 0 is the prompt's last state). `C` is the longest
     /// completion; positions past a completion's end are padding.
     pub fn group_hidden(&self, prompt: &[u32], completions: &[&[u32]]) -> candle_core::Result<Tensor> {
-        let inputs = GroupInputs::new(prompt, completions, self.device())?;
-        let (p, g) = (inputs.prompt_len, inputs.group);
-        let mut cache = KvCache::default();
-        let prompt_hidden = self.run_layers(&inputs.prompt, 0, None, Some(&mut cache))?;
-        let last = prompt_hidden.narrow(1, p - 1, 1)?.repeat((g, 1, 1))?;
-        let Some((ids, valid)) = &inputs.completions else { return Ok(last) };
-        let mut cache = cache.repeat_batch(g)?;
-        let hidden = self.run_layers(ids, p, Some(valid), Some(&mut cache))?;
-        Tensor::cat(&[&last, &hidden], 1)
+        let pass = GroupPass::new(self, prompt, completions)?;
+        let (mut prompt_x, mut completion_x) = pass.embed(self)?;
+        for index in 0..self.config.layers {
+            (prompt_x, completion_x) = pass.layer(self, index, &prompt_x, completion_x.as_ref())?;
+        }
+        pass.hidden(self, &prompt_x, completion_x.as_ref())
     }
 }
 

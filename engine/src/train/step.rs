@@ -224,20 +224,21 @@ pub fn update(
     // Log-probabilities of the distribution the rollouts were drawn from.
     let temperature = if sft { 1.0 } else { f64::from(config.grpo.temperature) };
     let mut totals = Totals::default();
+    let losses = GroupLoss { reference, sft, temperature, settings: &settings };
     for micro_batch in trained.chunks(config.batch.max(1)) {
         let mut micro_loss: Option<Tensor> = None;
         for group in micro_batch {
             let Some((prompt, completions)) = group_sequences(group)? else { continue };
-            let losses = GroupLoss { reference, sft, temperature, settings: &settings };
+            let sequences = (prompt, completions.as_slice());
             if config.gradient_checkpointing {
                 // One group at a time, its backward pass layer by layer (`checkpointing`).
                 let tape = model.checkpointed_group(prompt, &completions)?;
-                let loss = losses.of(model, group, &tape.hidden()?, &mut totals)?;
+                let loss = losses.of(model, group, sequences, &tape.hidden()?, &mut totals)?;
                 tape.backward(&(loss / total_tokens.max(1) as f64)?, model.vars(), &mut grads)?;
                 continue;
             }
             let hidden = model.group_hidden(prompt, &completions)?;
-            let loss = losses.of(model, group, &hidden, &mut totals)?;
+            let loss = losses.of(model, group, sequences, &hidden, &mut totals)?;
             micro_loss = Some(match micro_loss {
                 Some(sum) => (sum + loss)?,
                 None => loss,
@@ -303,11 +304,13 @@ struct GroupLoss<'a> {
 impl GroupLoss<'_> {
     /// The summed token loss of one group (one prompt, its completions with
     /// their advantages) from the policy's hidden states `hidden` (as
-    /// [`Decoder::group_hidden`] gives them).
+    /// [`Decoder::group_hidden`] gives them); `sequences` are the group's
+    /// prompt and completions ([`group_sequences`]), for the reference.
     fn of(
         &self,
         model: &Decoder,
         group: &[(&Rollout, f32)],
+        (prompt, completions): (&[u32], &[&[u32]]),
         hidden: &Tensor,
         totals: &mut Totals,
     ) -> Result<Tensor, TrainError> {
@@ -332,12 +335,12 @@ impl GroupLoss<'_> {
         if old.len() != targets.len() {
             return Err(TrainError::Rollout(format!("item `{item}`: completions without their sampling log-probs")));
         }
-        let reference_logprobs = match (self.reference, group_sequences(group)?) {
-            (Some(reference), Some((prompt, completions))) => {
-                let hidden = reference.group_hidden(prompt, &completions)?;
+        let reference_logprobs = match self.reference {
+            Some(reference) => {
+                let hidden = reference.group_hidden(prompt, completions)?;
                 Some(reference.token_logprobs(&hidden, &positions, &targets, self.temperature)?.0.to_vec1::<f32>()?)
             }
-            _ => None,
+            None => None,
         };
         let targets =
             TokenTargets { old_logprobs: &old, ref_logprobs: reference_logprobs.as_deref(), advantages: &advantages };

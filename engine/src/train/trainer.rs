@@ -333,11 +333,12 @@ fn open_log(path: &Path, start: usize) -> Result<std::fs::File, TrainError> {
 }
 
 /// Why the trained node has no answer in `record`: its own error, with the
-/// first other node's that is not a skip (the root cause of a skip).
+/// first other node's that ran and failed (the root cause of a skip: a
+/// skipped node made no attempt).
 fn failure(record: &ItemRecord, node: &str) -> String {
     let own = record.nodes.get(node).and_then(|n| n.error.clone());
     let root = record.nodes.iter().find_map(|(name, n)| {
-        n.error.as_ref().filter(|e| name != node && !e.starts_with("skipped")).map(|e| format!("node `{name}`: {e}"))
+        n.error.as_ref().filter(|_| name != node && n.attempts > 0).map(|e| format!("node `{name}`: {e}"))
     });
     match (own, root) {
         (Some(own), Some(root)) => format!("{own} ({root})"),
@@ -387,16 +388,17 @@ async fn rollouts_for(
                 answers.len() + 1
             )));
         }
-        let node = record.nodes.get(&config.node).filter(|n| n.ok).ok_or_else(|| {
-            failed(format!("run {run} of {runs} failed on its answer: {}", failure(&record, &config.node)))
-        })?;
+        if !record.nodes.get(&config.node).is_some_and(|n| n.ok) {
+            return Err(failed(format!(
+                "run {run} of {runs} failed on its answer: {}",
+                failure(&record, &config.node)
+            )));
+        }
         let parts = match config.stage.scheme() {
             Some(scheme) => {
-                let verdict = node
-                    .output
-                    .as_ref()
-                    .and_then(|o| o.get("verdict"))
-                    .ok_or_else(|| {
+                let verdict = record
+                    .verdict(&config.node)
+                    .map_err(|_| {
                         failed("its output has no `verdict`: only agents that output a verdict can be trained with rewards".into())
                     })
                     .and_then(|v| {
